@@ -195,7 +195,7 @@ func TestRecalculateFivePercentRuleAndForce(t *testing.T) {
 	}{
 		{104999, false, monitor.StatusUnchanged, 4.999},
 		{95001, false, monitor.StatusUnchanged, -4.999},
-		{105000, false, monitor.StatusUpdated, 5.0},   // exactly 5%: replaced
+		{105000, false, monitor.StatusUpdated, 5.0},    // exactly 5%: replaced
 		{105001, true, monitor.StatusUpdated, 0.00095}, // forced, though tiny
 		{99750, false, monitor.StatusUpdated, -5.0009},
 	}

@@ -76,8 +76,8 @@ func TestRecorderFlushesOnSizeAndOnInterval(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return e.count(`SELECT count(*) FROM pggit.performance_metrics WHERE operation_type = 'tick'`) == 5
 	}, 10*time.Second, 5*time.Millisecond)
-	require.EqualValues(t, 5, byTime.Stats().Written)
 	require.NoError(t, byTime.Close(e.ctx))
+	require.EqualValues(t, 5, byTime.Stats().Written)
 
 	// RecordedAt is the time of Record, not of the flush.
 	var age time.Duration

@@ -144,6 +144,19 @@ func ready(t testing.TB) {
 func createDB(t testing.TB, fromTemplate bool) string {
 	t.Helper()
 	ready(t)
+	name, err := create(fromTemplate)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := drop(name); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
+	return DSN(name)
+}
+
+func create(fromTemplate bool) (string, error) {
 	name := fmt.Sprintf("%s_%d", prefix, counter.Add(1))
 	stmt := "CREATE DATABASE " + name
 	if fromTemplate {
@@ -160,16 +173,32 @@ func createDB(t testing.TB, fromTemplate bool) string {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("pgtest: %s: %v", stmt, err)
+		return "", fmt.Errorf("%s: %w", stmt, err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("pgtest: dropping %s: %v", name, err)
-		}
-	})
-	return DSN(name)
+	return name, nil
+}
+
+func drop(name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("dropping %s: %w", name, err)
+	}
+	return nil
+}
+
+// ExampleDB is NewDB for runnable examples, which have no *testing.T: it
+// returns the URL of a fresh migrated database and a function that drops it.
+func ExampleDB() (dsn string, cleanup func(), err error) {
+	once.Do(setup)
+	if setupErr != nil {
+		return "", nil, setupErr
+	}
+	name, err := create(true)
+	if err != nil {
+		return "", nil, err
+	}
+	return DSN(name), func() { _ = drop(name) }, nil
 }
 
 // Admin returns a pool on the test server's maintenance database, for tests

@@ -1,0 +1,278 @@
+// Command pggit-monitor runs pggit-monitor against a PostgreSQL database: the
+// demo, migrations, baseline recalculation, and listing baselines. It is a
+// thin layer over the library (packages migrate and monitor).
+//
+// The database comes from DATABASE_URL, or from the PG* environment variables
+// (PGHOST, PGPORT, PGUSER, PGDATABASE, ...). `demo` without either starts a
+// throwaway PostgreSQL cluster from the local server binaries.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pggit/pggit-monitor/internal/demo"
+	"github.com/pggit/pggit-monitor/internal/pgserver"
+	"github.com/pggit/pggit-monitor/migrate"
+	"github.com/pggit/pggit-monitor/monitor"
+)
+
+const usage = `pggit-monitor: performance baselines and regression alerts for PostgreSQL operations
+
+Usage:
+  pggit-monitor <command> [flags]
+
+Commands:
+  demo                      the whole pipeline on a throwaway database (or DATABASE_URL)
+  migrate up|down|down-to N|status
+                            apply or roll back the pggit schema
+  recalc                    recalculate every rolling baseline now
+  baselines                 list the active baselines
+
+Database: DATABASE_URL, or the PG* environment variables.
+Run 'pggit-monitor <command> -h' for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintf(os.Stderr, "pggit-monitor: %v\n", oneLine(err))
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "demo":
+		return cmdDemo(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		return cmdMigrate(ctx, args[1:], stdout, stderr)
+	case "recalc":
+		return cmdRecalc(ctx, args[1:], stdout, stderr)
+	case "baselines":
+		return cmdBaselines(ctx, args[1:], stdout, stderr)
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: pggit-monitor %s\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// connect opens a pool from DATABASE_URL or the PG* variables.
+func connect(ctx context.Context) (*pgxpool.Pool, error) {
+	dsn := os.Getenv("DATABASE_URL")
+	if dsn == "" && os.Getenv("PGHOST") == "" && os.Getenv("PGDATABASE") == "" && os.Getenv("PGSERVICE") == "" {
+		return nil, errors.New("no database: set DATABASE_URL (postgres://user@host:5432/db) or the PG* variables")
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("bad DATABASE_URL: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connecting to the database: %w", err)
+	}
+	return pool, nil
+}
+
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", "demo", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if os.Getenv("DATABASE_URL") != "" {
+		pool, err := connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		fmt.Fprintln(stdout, "Using DATABASE_URL.")
+		return demo.Run(ctx, pool, stdout)
+	}
+	fmt.Fprintln(stdout, "No DATABASE_URL: starting a throwaway PostgreSQL cluster from the local binaries...")
+	srv, err := pgserver.Start(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	pool, err := pgxpool.New(ctx, srv.DSN("postgres"))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return demo.Run(ctx, pool, stdout)
+}
+
+func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("migrate", "migrate up|down|down-to VERSION|status", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return errors.New("migrate: want one of up, down, down-to VERSION, status")
+	}
+	pool, err := connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	m, err := migrate.NewFromPool(pool, nil)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+
+	var res []migrate.Result
+	switch sub := fs.Arg(0); sub {
+	case "up":
+		res, err = m.Up(ctx)
+	case "down":
+		res, err = m.Down(ctx)
+	case "down-to":
+		if fs.NArg() != 2 {
+			return errors.New("migrate down-to: want a VERSION (0 removes the whole schema)")
+		}
+		v, perr := strconv.ParseInt(fs.Arg(1), 10, 64)
+		if perr != nil || v < 0 {
+			return fmt.Errorf("migrate down-to: VERSION must be a number >= 0, got %q", fs.Arg(1))
+		}
+		res, err = m.DownTo(ctx, v)
+	case "status":
+		st, err := m.Status(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "VERSION\tNAME\tAPPLIED AT")
+		for _, s := range st {
+			at := "pending"
+			if s.Applied {
+				at = s.AppliedAt.Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\n", s.Version, s.Name, at)
+		}
+		return tw.Flush()
+	default:
+		return fmt.Errorf("migrate: unknown subcommand %q (want up, down, down-to, status)", sub)
+	}
+	for _, r := range res {
+		fmt.Fprintf(stdout, "%s %s (%s)\n", r.Direction, r.Name, r.Duration.Round(time.Millisecond))
+	}
+	if err != nil {
+		return err
+	}
+	if len(res) == 0 {
+		fmt.Fprintln(stdout, "nothing to do")
+	}
+	return nil
+}
+
+func cmdRecalc(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("recalc", "recalc [flags]", stderr)
+	lookback := fs.Int("lookback-days", monitor.DefaultLookbackDays, "window of samples in days, 1..365")
+	minSamples := fs.Int("min-samples", monitor.DefaultMinSamples, "fewest samples that make a baseline")
+	force := fs.Bool("force", false, "replace baselines even when p99 moved less than 5%")
+	maxExec := fs.Duration("max-execution", monitor.DefaultMaxExecution, "wall-clock limit of the run")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	pool, err := connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	client, err := monitor.New(pool, &monitor.Config{})
+	if err != nil {
+		return err
+	}
+	res, err := client.RecalculateAllBaselinesRolling(ctx, &monitor.RecalculateOpts{
+		LookbackDays: *lookback, MinSamples: *minSamples, Force: *force, MaxExecution: *maxExec,
+	})
+	if res != nil {
+		e := res.Execution
+		fmt.Fprintf(stdout, "run %d: %s in %s\n", e.ID, e.Status, e.Duration.Round(time.Microsecond))
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "OPERATION\tSCOPE\tSTATUS\tSAMPLES\tMESSAGE")
+		for _, r := range res.Operations {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", r.OperationType, r.Scope, r.Status, r.SampleCount, r.Message)
+		}
+		tw.Flush()
+	}
+	return err
+}
+
+func cmdBaselines(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("baselines", "baselines [-operation NAME]", stderr)
+	op := fs.String("operation", "", "only this operation")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	pool, err := connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	client, err := monitor.New(pool, &monitor.Config{})
+	if err != nil {
+		return err
+	}
+	bs, err := client.Baselines(ctx, *op)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "OPERATION\tSCOPE\tSAMPLES\tP50_MS\tP95_MS\tP99_MS\tMULTIPLIER\tCALCULATED")
+	for _, b := range bs {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%.2f\t%s\n", b.OperationType, b.Scope, b.SampleCount,
+			msf(b.P50), msf(b.P95), msf(b.P99), b.ThresholdMultiplier, b.CalculatedAt.Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
+
+func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func oneLine(err error) string {
+	s := err.Error()
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}

@@ -1,0 +1,83 @@
+package monitor_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pggit/pggit-monitor/internal/pgtest"
+	"github.com/pggit/pggit-monitor/monitor"
+)
+
+// exampleClient returns a client on a fresh migrated database (the tests'
+// harness); a host service would use pgxpool.New and migrate.Up instead.
+func exampleClient() (*monitor.Client, func()) {
+	dsn, drop, err := pgtest.ExampleDB()
+	if err != nil {
+		panic(err)
+	}
+	cfg, err := pgtest.PoolConfig(dsn)
+	if err != nil {
+		panic(err)
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		panic(err)
+	}
+	client, err := monitor.New(pool, nil)
+	if err != nil {
+		panic(err)
+	}
+	return client, func() { pool.Close(); drop() }
+}
+
+func ExampleClient_RecalculateAllBaselinesRolling() {
+	client, done := exampleClient()
+	defer done()
+	ctx := context.Background()
+
+	rec, err := client.NewRecorder(nil)
+	if err != nil {
+		panic(err)
+	}
+	for i := range 100 {
+		_ = rec.Record("merge_branches", time.Duration(40+i%5)*time.Millisecond)
+	}
+	if err := rec.Close(ctx); err != nil {
+		panic(err)
+	}
+
+	res, err := client.RecalculateAllBaselinesRolling(ctx, nil)
+	if err != nil {
+		panic(err)
+	}
+	for _, op := range res.Operations {
+		fmt.Println(op.OperationType, op.Status, op.SampleCount, "p99", op.NewP99)
+	}
+	b, err := client.Baseline(ctx, "merge_branches", "")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("p50", b.P50, "alert above", time.Duration(float64(b.P99)*b.ThresholdMultiplier))
+	// Output:
+	// merge_branches UPDATED 100 p99 44ms
+	// p50 42ms alert above 88ms
+}
+
+func ExampleArgumentError() {
+	client, done := exampleClient()
+	defer done()
+
+	_, err := client.RecalculateAllBaselinesRolling(context.Background(), &monitor.RecalculateOpts{LookbackDays: 400})
+	var argErr *monitor.ArgumentError
+	if errors.As(err, &argErr) {
+		fmt.Println(argErr.Argument, argErr.SQLState)
+		fmt.Println(argErr.Message)
+	}
+	// Output:
+	// p_lookback_days 22023
+	// p_lookback_days must be between 1 and 365, got 400
+}
