@@ -7,6 +7,8 @@
 //  2. a throwaway cluster from the local PostgreSQL binaries (package pgserver),
 //  3. a container from testcontainers' postgres module (needs a Docker daemon).
 //
+// PGTEST_BACKEND=local or PGTEST_BACKEND=container forces 2 or 3.
+//
 // When none can be had, every test that asks for a database fails: a missing
 // PostgreSQL is a failure, never a skip.
 //
@@ -16,6 +18,7 @@ package pgtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -68,19 +71,29 @@ func setup() {
 
 func start(ctx context.Context) error {
 	var dsn string
+	backend := os.Getenv("PGTEST_BACKEND") // "", "local" or "container": force one
 	switch {
 	case os.Getenv("TEST_DATABASE_URL") != "":
 		dsn = os.Getenv("TEST_DATABASE_URL")
+	case backend != "" && backend != "local" && backend != "container":
+		return fmt.Errorf("PGTEST_BACKEND must be local or container (or unset), got %q", backend)
 	default:
-		srv, err := pgserver.Start(ctx, nil)
-		if err == nil {
-			stopFuncs = append(stopFuncs, func() { _ = srv.Stop() })
-			dsn = srv.DSN("postgres")
-			break
+		localErr := errors.New("not tried, PGTEST_BACKEND=container")
+		if backend != "container" {
+			srv, err := pgserver.Start(ctx, nil)
+			if err == nil {
+				stopFuncs = append(stopFuncs, func() { _ = srv.Stop() })
+				dsn = srv.DSN("postgres")
+				break
+			}
+			if backend == "local" {
+				return err
+			}
+			localErr = err
 		}
-		containerDSN, stop, cerr := startContainer(ctx)
-		if cerr != nil {
-			return fmt.Errorf("no PostgreSQL for the tests: set TEST_DATABASE_URL, or install the server binaries (local cluster: %v), or run a Docker daemon (testcontainers: %v)", err, cerr)
+		containerDSN, stop, err := startContainer(ctx)
+		if err != nil {
+			return fmt.Errorf("no PostgreSQL for the tests: set TEST_DATABASE_URL, or install the server binaries (local cluster: %v), or run a Docker daemon (testcontainers: %v)", localErr, err)
 		}
 		stopFuncs = append(stopFuncs, stop)
 		dsn = containerDSN
