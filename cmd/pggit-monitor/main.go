@@ -208,9 +208,18 @@ func cmdRecalc(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	lookback := fs.Int("lookback-days", monitor.DefaultLookbackDays, "window of samples in days, 1..365")
 	minSamples := fs.Int("min-samples", monitor.DefaultMinSamples, "fewest samples that make a baseline")
 	force := fs.Bool("force", false, "replace baselines even when p99 moved less than 5%")
-	maxExec := fs.Duration("max-execution", monitor.DefaultMaxExecution, "wall-clock limit of the run")
+	maxExec := fs.Duration("max-execution", monitor.DefaultMaxExecution, "wall-clock limit of the run, 1s..24h")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	// Zero means "default" in RecalculateOpts; on the command line it is a mistake.
+	switch {
+	case *lookback == 0:
+		return errors.New("-lookback-days must be between 1 and 365, got 0")
+	case *minSamples == 0:
+		return errors.New("-min-samples must be at least 1, got 0")
+	case *maxExec == 0:
+		return errors.New("-max-execution must be between 1s and 24h, got 0s")
 	}
 	pool, err := connect(ctx)
 	if err != nil {
@@ -264,6 +273,8 @@ func cmdBaselines(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	return tw.Flush()
 }
+
+var flagErrHelp = flag.ErrHelp
 
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pggit/pggit-monitor/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func runCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), args, &out, &errOut)
+	return out.String() + errOut.String(), err
+}
+
+func TestCLIEndToEnd(t *testing.T) {
+	t.Setenv("DATABASE_URL", pgtest.NewEmptyDB(t))
+
+	out, err := runCLI(t, "migrate", "status")
+	require.NoError(t, err)
+	require.Regexp(t, `1 +00001_baselines_schema.sql +pending`, out)
+
+	out, err = runCLI(t, "migrate", "up")
+	require.NoError(t, err)
+	require.Contains(t, out, "up 00001_baselines_schema.sql")
+	out, err = runCLI(t, "migrate", "up")
+	require.NoError(t, err)
+	require.Contains(t, out, "nothing to do")
+
+	out, err = runCLI(t, "recalc", "-min-samples", "1")
+	require.NoError(t, err)
+	require.Regexp(t, `run 1: SUCCESS`, out)
+
+	_, err = runCLI(t, "recalc", "-lookback-days", "0")
+	require.ErrorContains(t, err, "-lookback-days must be between 1 and 365, got 0")
+	_, err = runCLI(t, "recalc", "-lookback-days", "400")
+	require.ErrorContains(t, err, "p_lookback_days must be between 1 and 365, got 400")
+
+	out, err = runCLI(t, "baselines")
+	require.NoError(t, err)
+	require.Contains(t, out, "OPERATION")
+
+	_, err = runCLI(t, "migrate", "down-to", "x")
+	require.ErrorContains(t, err, `VERSION must be a number >= 0, got "x"`)
+	out, err = runCLI(t, "migrate", "down-to", "0")
+	require.NoError(t, err)
+	require.Contains(t, out, "down 00001_baselines_schema.sql")
+
+	_, err = runCLI(t, "frobnicate")
+	require.ErrorContains(t, err, `unknown command "frobnicate"`)
+	_, err = runCLI(t)
+	require.ErrorContains(t, err, "no command given")
+	out, err = runCLI(t, "recalc", "-h")
+	require.ErrorIs(t, err, flagErrHelp)
+	require.Contains(t, out, "-lookback-days")
+}
+
+func TestCLINeedsADatabase(t *testing.T) {
+	t.Setenv("DATABASE_URL", "")
+	t.Setenv("PGHOST", "")
+	t.Setenv("PGDATABASE", "")
+	t.Setenv("PGSERVICE", "")
+	_, err := runCLI(t, "recalc")
+	require.ErrorContains(t, err, "no database: set DATABASE_URL")
+}
