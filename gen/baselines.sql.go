@@ -57,7 +57,7 @@ func (q *Queries) GetActiveBaseline(ctx context.Context, operationType string, s
 }
 
 const getOperationType = `-- name: GetOperationType :one
-SELECT operation_type, category, is_tracked, alert_threshold_multiplier, description, created_at, updated_at FROM pggit.performance_operation_types
+SELECT operation_type, category, is_tracked, alert_threshold_multiplier, description, created_at, updated_at, critical_multiplier FROM pggit.performance_operation_types
 WHERE operation_type = $1
 `
 
@@ -72,6 +72,7 @@ func (q *Queries) GetOperationType(ctx context.Context, operationType string) (O
 		&i.Description,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.CriticalMultiplier,
 	)
 	return i, err
 }
@@ -235,7 +236,7 @@ func (q *Queries) ListBaselineHistory(ctx context.Context, operationType string,
 }
 
 const listOperationTypes = `-- name: ListOperationTypes :many
-SELECT operation_type, category, is_tracked, alert_threshold_multiplier, description, created_at, updated_at FROM pggit.performance_operation_types
+SELECT operation_type, category, is_tracked, alert_threshold_multiplier, description, created_at, updated_at, critical_multiplier FROM pggit.performance_operation_types
 ORDER BY operation_type
 `
 
@@ -256,6 +257,7 @@ func (q *Queries) ListOperationTypes(ctx context.Context) ([]OperationType, erro
 			&i.Description,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.CriticalMultiplier,
 		); err != nil {
 			return nil, err
 		}
@@ -492,22 +494,25 @@ func (q *Queries) RecordPerformanceMetric(ctx context.Context, arg RecordPerform
 
 const upsertOperationType = `-- name: UpsertOperationType :one
 INSERT INTO pggit.performance_operation_types AS t
-    (operation_type, category, is_tracked, alert_threshold_multiplier, description)
+    (operation_type, category, is_tracked, alert_threshold_multiplier, critical_multiplier, description)
 VALUES (
     $1::text,
     coalesce($2::text, 'general'),
     coalesce($3::boolean, true),
     coalesce($4::double precision, 2.0),
-    $5::text
+    coalesce($5::double precision, 5.0),
+    $6::text
 )
 ON CONFLICT (operation_type) DO UPDATE SET
     category                   = coalesce($2::text, t.category),
     is_tracked                 = coalesce($3::boolean, t.is_tracked),
     alert_threshold_multiplier = coalesce($4::double precision,
                                           t.alert_threshold_multiplier),
-    description                = coalesce($5::text, t.description),
+    critical_multiplier        = coalesce($5::double precision,
+                                          t.critical_multiplier),
+    description                = coalesce($6::text, t.description),
     updated_at                 = now()
-RETURNING operation_type, category, is_tracked, alert_threshold_multiplier, description, created_at, updated_at
+RETURNING operation_type, category, is_tracked, alert_threshold_multiplier, description, created_at, updated_at, critical_multiplier
 `
 
 type UpsertOperationTypeParams struct {
@@ -515,6 +520,7 @@ type UpsertOperationTypeParams struct {
 	Category                 *string  `json:"category"`
 	IsTracked                *bool    `json:"is_tracked"`
 	AlertThresholdMultiplier *float64 `json:"alert_threshold_multiplier"`
+	CriticalMultiplier       *float64 `json:"critical_multiplier"`
 	Description              *string  `json:"description"`
 }
 
@@ -526,6 +532,7 @@ func (q *Queries) UpsertOperationType(ctx context.Context, arg UpsertOperationTy
 		arg.Category,
 		arg.IsTracked,
 		arg.AlertThresholdMultiplier,
+		arg.CriticalMultiplier,
 		arg.Description,
 	)
 	var i OperationType
@@ -537,6 +544,7 @@ func (q *Queries) UpsertOperationType(ctx context.Context, arg UpsertOperationTy
 		&i.Description,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.CriticalMultiplier,
 	)
 	return i, err
 }

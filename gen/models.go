@@ -9,6 +9,35 @@ import (
 	"time"
 )
 
+type Alert struct {
+	AlertID                    int64           `json:"alert_id"`
+	OperationType              string          `json:"operation_type"`
+	Scope                      string          `json:"scope"`
+	AlertType                  string          `json:"alert_type"`
+	Severity                   string          `json:"severity"`
+	ActualDurationMicroseconds *int64          `json:"actual_duration_microseconds"`
+	BaselineP99Microseconds    *float64        `json:"baseline_p99_microseconds"`
+	ViolationMultiplier        *float64        `json:"violation_multiplier"`
+	ThresholdMultiplier        *float64        `json:"threshold_multiplier"`
+	CreatedAt                  time.Time       `json:"created_at"`
+	FirstSeenAt                time.Time       `json:"first_seen_at"`
+	LastSeenAt                 time.Time       `json:"last_seen_at"`
+	OccurrenceCount            int64           `json:"occurrence_count"`
+	MetricID                   *int64          `json:"metric_id"`
+	WorstMetricID              *int64          `json:"worst_metric_id"`
+	BaselineID                 *int64          `json:"baseline_id"`
+	ExecutionID                *int64          `json:"execution_id"`
+	Acknowledged               *bool           `json:"acknowledged"`
+	AcknowledgedAt             *time.Time      `json:"acknowledged_at"`
+	AcknowledgedBy             *string         `json:"acknowledged_by"`
+	ResolvedAt                 *time.Time      `json:"resolved_at"`
+	ResolvedBy                 *string         `json:"resolved_by"`
+	ResolutionNotes            *string         `json:"resolution_notes"`
+	Details                    json.RawMessage `json:"details"`
+	Snoozed                    bool            `json:"snoozed"`
+	SnoozeID                   *int64          `json:"snooze_id"`
+}
+
 type Baseline struct {
 	BaselineID               int64      `json:"baseline_id"`
 	OperationType            string     `json:"operation_type"`
@@ -67,6 +96,7 @@ type OperationType struct {
 	Description              *string   `json:"description"`
 	CreatedAt                time.Time `json:"created_at"`
 	UpdatedAt                time.Time `json:"updated_at"`
+	CriticalMultiplier       float64   `json:"critical_multiplier"`
 }
 
 type RecalcExecution struct {
@@ -104,4 +134,17 @@ type RecalcResult struct {
 	BaselineID         *int64    `json:"baseline_id"`
 	Message            string    `json:"message"`
 	FinishedAt         time.Time `json:"finished_at"`
+}
+
+type Snooze struct {
+	SnoozeID      int64      `json:"snooze_id"`
+	OperationType string     `json:"operation_type"`
+	AlertType     string     `json:"alert_type"`
+	SnoozeUntil   time.Time  `json:"snooze_until"`
+	SnoozeReason  *string    `json:"snooze_reason"`
+	CreatedBy     string     `json:"created_by"`
+	CreatedAt     time.Time  `json:"created_at"`
+	IsActive      bool       `json:"is_active"`
+	CancelledAt   *time.Time `json:"cancelled_at"`
+	CancelledBy   *string    `json:"cancelled_by"`
 }

@@ -207,3 +207,26 @@ func TestMigrationsAreNumberedAndReversible(t *testing.T) {
 		require.True(t, strings.HasPrefix(name, fmt.Sprintf("%05d_", i+1)), "gap before %s", name)
 	}
 }
+
+// Every Down restores exactly the schema of the version below it.
+func TestEachDownRestoresThePreviousSchema(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := open(t, pgtest.NewEmptyDB(t))
+	m, err := migrate.New(db, nil)
+	require.NoError(t, err)
+	st, err := m.Status(ctx)
+	require.NoError(t, err)
+
+	want := map[int64]string{}
+	for _, s := range st {
+		_, err := m.UpTo(ctx, s.Version)
+		require.NoError(t, err)
+		want[s.Version] = signature(t, db)
+	}
+	for i := len(st) - 1; i > 0; i-- {
+		_, err := m.Down(ctx)
+		require.NoError(t, err)
+		require.Equal(t, want[st[i-1].Version], signature(t, db), "after rolling back %s", st[i].Name)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pggit/pggit-monitor/gen"
@@ -295,10 +296,15 @@ type OperationParams struct {
 	Category *string
 	// Tracked operations get baselines. Defaults to true.
 	Tracked *bool
-	// ThresholdMultiplier: a sample above p99 x this is a regression, 1..1000.
-	// Defaults to 2.0. Applies from the next recalculation.
+	// ThresholdMultiplier: a sample at or above p99 x this raises a
+	// THRESHOLD_EXCEEDED alert, 1..1000. Defaults to 2.0. Detection uses it at
+	// once; baselines record the value in force when they were calculated.
 	ThresholdMultiplier *float64
-	Description         *string
+	// CriticalMultiplier: a violation at or above p99 x this is CRITICAL,
+	// below it WARNING; at least ThresholdMultiplier, at most 1000. Defaults
+	// to 5.0.
+	CriticalMultiplier *float64
+	Description        *string
 }
 
 // Operation is a registered operation.
@@ -307,6 +313,7 @@ type Operation struct {
 	Category            string
 	Tracked             bool
 	ThresholdMultiplier float64
+	CriticalMultiplier  float64
 	Description         string
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
@@ -332,13 +339,21 @@ func (c *Client) configureOperation(ctx context.Context, q *gen.Queries, p Opera
 	if m := p.ThresholdMultiplier; m != nil && (math.IsNaN(*m) || *m < 1 || *m > 1000) {
 		return nil, argError("ThresholdMultiplier", "must be between 1 and 1000, got %v", *m)
 	}
+	if m := p.CriticalMultiplier; m != nil && (math.IsNaN(*m) || *m < 1 || *m > 1000) {
+		return nil, argError("CriticalMultiplier", "must be between 1 and 1000, got %v", *m)
+	}
 	row, err := q.UpsertOperationType(ctx, gen.UpsertOperationTypeParams{
 		OperationType:            p.OperationType,
 		Category:                 p.Category,
 		IsTracked:                p.Tracked,
 		AlertThresholdMultiplier: p.ThresholdMultiplier,
+		CriticalMultiplier:       p.CriticalMultiplier,
 		Description:              p.Description,
 	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.ConstraintName == "performance_operation_types_critical_check" {
+		return nil, argError("CriticalMultiplier", "must be at least the operation's ThresholdMultiplier; this change would put it below (set both together)")
+	}
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -347,6 +362,7 @@ func (c *Client) configureOperation(ctx context.Context, q *gen.Queries, p Opera
 		Category:            row.Category,
 		Tracked:             row.IsTracked,
 		ThresholdMultiplier: row.AlertThresholdMultiplier,
+		CriticalMultiplier:  row.CriticalMultiplier,
 		Description:         deref(row.Description),
 		CreatedAt:           row.CreatedAt,
 		UpdatedAt:           row.UpdatedAt,

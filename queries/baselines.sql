@@ -84,12 +84,13 @@ ORDER BY operation_type;
 -- Registers or reconfigures an operation. NULL arguments keep the current value
 -- (or the column default for a new operation).
 INSERT INTO pggit.performance_operation_types AS t
-    (operation_type, category, is_tracked, alert_threshold_multiplier, description)
+    (operation_type, category, is_tracked, alert_threshold_multiplier, critical_multiplier, description)
 VALUES (
     sqlc.arg(operation_type)::text,
     coalesce(sqlc.narg(category)::text, 'general'),
     coalesce(sqlc.narg(is_tracked)::boolean, true),
     coalesce(sqlc.narg(alert_threshold_multiplier)::double precision, 2.0),
+    coalesce(sqlc.narg(critical_multiplier)::double precision, 5.0),
     sqlc.narg(description)::text
 )
 ON CONFLICT (operation_type) DO UPDATE SET
@@ -97,6 +98,8 @@ ON CONFLICT (operation_type) DO UPDATE SET
     is_tracked                 = coalesce(sqlc.narg(is_tracked)::boolean, t.is_tracked),
     alert_threshold_multiplier = coalesce(sqlc.narg(alert_threshold_multiplier)::double precision,
                                           t.alert_threshold_multiplier),
+    critical_multiplier        = coalesce(sqlc.narg(critical_multiplier)::double precision,
+                                          t.critical_multiplier),
     description                = coalesce(sqlc.narg(description)::text, t.description),
     updated_at                 = now()
 RETURNING *;
