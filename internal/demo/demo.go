@@ -91,21 +91,43 @@ func Run(ctx context.Context, pool *pgxpool.Pool, w io.Writer) error {
 		return err
 	}
 
-	step("Injecting a regression: merge_branches gets 60%% slower for the last hour")
+	step("Snoozing get_history alerts for 30 minutes (index rebuild in progress)")
+	snoozeID, err := client.SnoozeAlerts(ctx, monitor.SnoozeParams{
+		OperationType: "get_history", Type: monitor.AlertThresholdExceeded,
+		Duration: 30 * time.Minute, Reason: "index rebuild in progress", CreatedBy: "demo",
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "snooze %d: get_history / THRESHOLD_EXCEEDED\n", snoozeID)
+
+	step("Injecting regressions in the last 10 minutes: merge_branches 4x slower, get_history 3x slower")
 	rec, err = client.NewRecorder(nil)
 	if err != nil {
 		return err
 	}
-	for i := range 2500 {
-		at := now.Add(-time.Duration(float64(time.Hour) * float64(i) / 2500))
-		if err := rec.RecordSample(monitor.Sample{
-			OperationType: "merge_branches", RecordedAt: at,
-			Duration: lognormal(rng, 66*time.Millisecond, 0.45),
-		}); err != nil {
-			return err
+	regressions := []struct {
+		op     string
+		n      int
+		median time.Duration
+	}{
+		{"merge_branches", 2500, 164 * time.Millisecond},
+		{"get_history", 400, 18 * time.Millisecond},
+	}
+	for _, r := range regressions {
+		for i := range r.n {
+			at := now.Add(-time.Duration(float64(10*time.Minute) * float64(i) / float64(r.n)))
+			if err := rec.RecordSample(monitor.Sample{
+				OperationType: r.op, RecordedAt: at, Duration: lognormal(rng, r.median, 0.45),
+			}); err != nil {
+				return err
+			}
 		}
 	}
 	if err := rec.Close(ctx); err != nil {
+		return err
+	}
+	if err := printAlerts(ctx, w, client); err != nil {
 		return err
 	}
 
@@ -139,6 +161,25 @@ func printRun(w io.Writer, run *monitor.RecalculateResult) {
 			ms(r.OldP99), ms(r.NewP99), change)
 	}
 	tw.Flush()
+}
+
+func printAlerts(ctx context.Context, w io.Writer, client *monitor.Client) error {
+	alerts, err := client.ListAlerts(ctx, &monitor.AlertFilter{OpenOnly: true})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%d open alerts (detected as the samples were written; one per operation, not one per sample):\n", len(alerts))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ALERT\tOPERATION\tTYPE\tSEVERITY\tOCCURRENCES\tWORST\tP99\tMULTIPLIER\tSNOOZED")
+	for _, a := range alerts {
+		snoozed := "no"
+		if a.Snoozed {
+			snoozed = fmt.Sprintf("yes (snooze %d)", a.SnoozeID)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%.2fx\t%s\n", a.ID, a.OperationType, a.Type, a.Severity,
+			a.Occurrences, ms(a.ActualDuration), ms(a.BaselineP99), a.ViolationMultiplier, snoozed)
+	}
+	return tw.Flush()
 }
 
 func printBaselines(ctx context.Context, w io.Writer, client *monitor.Client) error {

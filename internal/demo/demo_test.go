@@ -32,7 +32,10 @@ func TestDemoRunsTheWholePipeline(t *testing.T) {
 	require.Contains(t, s, "5 operations, 5 updated")
 	require.Regexp(t, `merge_branches +\(global\) +UPDATED +6500 `, s)
 	require.Contains(t, s, "run 2: SUCCESS")
-	require.Contains(t, s, "1 updated, 4 unchanged")
+	require.Contains(t, s, "2 open alerts")
+	require.Regexp(t, `merge_branches +THRESHOLD_EXCEEDED +CRITICAL +\d+ `, s)
+	require.Regexp(t, `get_history +THRESHOLD_EXCEEDED +WARNING +\d+ .* yes \(snooze 1\)`, s)
+	require.Contains(t, s, "2 updated, 3 unchanged")
 
 	// Run again on the same database: already migrated, and still coherent.
 	out.Reset()
