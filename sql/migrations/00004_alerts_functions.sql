@@ -337,115 +337,47 @@ END;
 $$;
 -- +goose StatementEnd
 
--- Recalculation runs now raise BASELINE_RECALC_ERROR: WARNING for each failed
--- operation, CRITICAL (operation 'pggit.recalculation') when the run failed.
+-- Recalculation runs raise BASELINE_RECALC_ERROR when they finish: WARNING for
+-- each failed operation, CRITICAL (operation 'pggit.recalculation') when the
+-- run failed as a whole.
 -- +goose StatementBegin
-CREATE OR REPLACE FUNCTION pggit.finish_recalc_execution(p_execution_id bigint, p_error text)
-RETURNS pggit.baseline_recalc_execution
+CREATE FUNCTION pggit.baseline_recalc_execution_after_finish()
+RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pggit, pg_catalog
 AS $$
 DECLARE
-    v_exec   pggit.baseline_recalc_execution;
     v_failed record;
 BEGIN
-    UPDATE pggit.baseline_recalc_execution e
-    SET finished_at             = clock_timestamp(),
-        duration_ms             = extract(epoch FROM clock_timestamp() - e.started_at) * 1000,
-        operations_total        = c.total,
-        operations_updated      = c.updated,
-        operations_unchanged    = c.unchanged,
-        operations_insufficient = c.insufficient,
-        operations_failed       = c.failed,
-        operations_timed_out    = c.timed_out,
-        status = CASE
-            WHEN p_error IS NOT NULL THEN 'FAILED'
-            WHEN c.timed_out > 0 THEN 'TIMEOUT'
-            WHEN c.failed > 0 THEN 'PARTIAL'
-            ELSE 'SUCCESS'
-        END,
-        error_message = coalesce(p_error, c.failures)
-    FROM (
-        SELECT count(*)::integer                                              AS total,
-               count(*) FILTER (WHERE r.status = 'UPDATED')::integer           AS updated,
-               count(*) FILTER (WHERE r.status = 'UNCHANGED')::integer         AS unchanged,
-               count(*) FILTER (WHERE r.status = 'INSUFFICIENT_DATA')::integer AS insufficient,
-               count(*) FILTER (WHERE r.status = 'FAILED')::integer            AS failed,
-               count(*) FILTER (WHERE r.status = 'TIMEOUT')::integer           AS timed_out,
-               left(string_agg(r.operation_type || CASE WHEN r.scope = '' THEN '' ELSE '@' || r.scope END
-                               || ': ' || r.message, '; ' ORDER BY r.operation_type, r.scope)
-                        FILTER (WHERE r.status = 'FAILED'), 2000)              AS failures
-        FROM pggit.baseline_recalc_results r
-        WHERE r.execution_id = p_execution_id
-    ) c
-    WHERE e.execution_id = p_execution_id
-    RETURNING e.* INTO v_exec;
-
     FOR v_failed IN
         SELECT res.operation_type, res.scope, res.message
         FROM pggit.baseline_recalc_results res
-        WHERE res.execution_id = p_execution_id AND res.status = 'FAILED'
+        WHERE res.execution_id = NEW.execution_id AND res.status = 'FAILED'
         ORDER BY res.operation_type, res.scope
     LOOP
         PERFORM pggit.raise_alert(v_failed.operation_type, v_failed.scope, 'BASELINE_RECALC_ERROR', 'WARNING',
-                                  jsonb_build_object('message', v_failed.message, 'execution_id', p_execution_id),
-                                  p_execution_id);
+                                  jsonb_build_object('message', v_failed.message, 'execution_id', NEW.execution_id),
+                                  NEW.execution_id);
     END LOOP;
-    IF p_error IS NOT NULL THEN
+    IF NEW.status = 'FAILED' THEN
         PERFORM pggit.raise_alert('pggit.recalculation', '', 'BASELINE_RECALC_ERROR', 'CRITICAL',
-                                  jsonb_build_object('message', p_error, 'execution_id', p_execution_id),
-                                  p_execution_id);
+                                  jsonb_build_object('message', NEW.error_message, 'execution_id', NEW.execution_id),
+                                  NEW.execution_id);
     END IF;
-    RETURN v_exec;
+    RETURN NULL;
 END;
 $$;
 -- +goose StatementEnd
 
+CREATE TRIGGER baseline_recalc_execution_after_finish
+    AFTER UPDATE OF status ON pggit.baseline_recalc_execution
+    FOR EACH ROW
+    WHEN (OLD.status = 'RUNNING' AND NEW.status <> 'RUNNING')
+    EXECUTE FUNCTION pggit.baseline_recalc_execution_after_finish();
+
 -- +goose Down
--- +goose StatementBegin
-CREATE OR REPLACE FUNCTION pggit.finish_recalc_execution(p_execution_id bigint, p_error text)
-RETURNS pggit.baseline_recalc_execution
-LANGUAGE plpgsql
-SET search_path = pggit, pg_catalog
-AS $$
-DECLARE
-    v_exec pggit.baseline_recalc_execution;
-BEGIN
-    UPDATE pggit.baseline_recalc_execution e
-    SET finished_at             = clock_timestamp(),
-        duration_ms             = extract(epoch FROM clock_timestamp() - e.started_at) * 1000,
-        operations_total        = c.total,
-        operations_updated      = c.updated,
-        operations_unchanged    = c.unchanged,
-        operations_insufficient = c.insufficient,
-        operations_failed       = c.failed,
-        operations_timed_out    = c.timed_out,
-        status = CASE
-            WHEN p_error IS NOT NULL THEN 'FAILED'
-            WHEN c.timed_out > 0 THEN 'TIMEOUT'
-            WHEN c.failed > 0 THEN 'PARTIAL'
-            ELSE 'SUCCESS'
-        END,
-        error_message = coalesce(p_error, c.failures)
-    FROM (
-        SELECT count(*)::integer                                              AS total,
-               count(*) FILTER (WHERE r.status = 'UPDATED')::integer           AS updated,
-               count(*) FILTER (WHERE r.status = 'UNCHANGED')::integer         AS unchanged,
-               count(*) FILTER (WHERE r.status = 'INSUFFICIENT_DATA')::integer AS insufficient,
-               count(*) FILTER (WHERE r.status = 'FAILED')::integer            AS failed,
-               count(*) FILTER (WHERE r.status = 'TIMEOUT')::integer           AS timed_out,
-               left(string_agg(r.operation_type || CASE WHEN r.scope = '' THEN '' ELSE '@' || r.scope END
-                               || ': ' || r.message, '; ' ORDER BY r.operation_type, r.scope)
-                        FILTER (WHERE r.status = 'FAILED'), 2000)              AS failures
-        FROM pggit.baseline_recalc_results r
-        WHERE r.execution_id = p_execution_id
-    ) c
-    WHERE e.execution_id = p_execution_id
-    RETURNING e.* INTO v_exec;
-    RETURN v_exec;
-END;
-$$;
--- +goose StatementEnd
+DROP TRIGGER baseline_recalc_execution_after_finish ON pggit.baseline_recalc_execution;
+DROP FUNCTION pggit.baseline_recalc_execution_after_finish();
 
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION pggit.performance_metrics_after_insert()
