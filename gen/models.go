@@ -88,6 +88,13 @@ type Metric struct {
 	Metadata             json.RawMessage `json:"metadata"`
 }
 
+type MonitorSetting struct {
+	SettingName  string    `json:"setting_name"`
+	SettingValue string    `json:"setting_value"`
+	Description  *string   `json:"description"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
 type OperationType struct {
 	OperationType            string    `json:"operation_type"`
 	Category                 string    `json:"category"`
@@ -147,4 +154,20 @@ type Snooze struct {
 	IsActive      bool       `json:"is_active"`
 	CancelledAt   *time.Time `json:"cancelled_at"`
 	CancelledBy   *string    `json:"cancelled_by"`
+}
+
+type WebhookRow struct {
+	WebhookID        int64      `json:"webhook_id"`
+	WebhookType      string     `json:"webhook_type"`
+	Name             string     `json:"name"`
+	Channel          *string    `json:"channel"`
+	Enabled          bool       `json:"enabled"`
+	SecretCiphertext []byte     `json:"secret_ciphertext"`
+	SecretNonce      []byte     `json:"secret_nonce"`
+	KeyID            string     `json:"key_id"`
+	LastTestedAt     *time.Time `json:"last_tested_at"`
+	TestStatus       string     `json:"test_status"`
+	TestError        *string    `json:"test_error"`
+	CreatedAt        time.Time  `json:"created_at"`
+	UpdatedAt        time.Time  `json:"updated_at"`
 }

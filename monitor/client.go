@@ -27,6 +27,11 @@ type Config struct {
 	// Logger receives the client's logs (run summaries, flush failures).
 	// Defaults to slog.Default().
 	Logger *slog.Logger
+	// KeyRing encrypts and decrypts webhook secrets. Defaults to the key ring
+	// in PGGIT_WEBHOOK_KEYS or PGGIT_WEBHOOK_KEYS_FILE (see LoadKeyRing); when
+	// none is configured, webhook secrets cannot be stored or read
+	// (ErrNoKeyRing) and everything else works.
+	KeyRing *KeyRing
 }
 
 // Client is the entry point to pggit-monitor for a host service. It is safe for
@@ -35,6 +40,7 @@ type Client struct {
 	pool    *pgxpool.Pool
 	queries *gen.Queries
 	logger  *slog.Logger
+	keys    *KeyRing
 }
 
 // New returns a Client over pool. The pool's database must be migrated (see
@@ -50,7 +56,14 @@ func New(pool *pgxpool.Pool, cfg *Config) (*Client, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Client{pool: pool, queries: gen.New(pool), logger: logger}, nil
+	keys := cfg.KeyRing
+	if keys == nil {
+		var err error
+		if keys, err = LoadKeyRing(); err != nil {
+			return nil, err
+		}
+	}
+	return &Client{pool: pool, queries: gen.New(pool), logger: logger, keys: keys}, nil
 }
 
 // Queries returns the sqlc-generated queries bound to the client's pool, for

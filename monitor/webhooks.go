@@ -1,0 +1,287 @@
+package monitor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pggit/pggit-monitor/gen"
+)
+
+// Webhook types.
+const (
+	WebhookSlack      = "slack"
+	WebhookMattermost = "mattermost"
+	WebhookPagerDuty  = "pagerduty"
+	WebhookEmail      = "email"
+	WebhookGeneric    = "webhook"
+)
+
+// Secret is a webhook secret: a URL, a PagerDuty routing key or an SMTP URL
+// with credentials. It prints as [redacted] in fmt (%v, %+v, %#v, %s), slog
+// and JSON, so it cannot leak into logs or errors by accident; use Reveal to
+// read it.
+type Secret string
+
+// Reveal returns the secret in clear.
+func (s Secret) Reveal() string { return string(s) }
+
+// String redacts the secret.
+func (s Secret) String() string { return "[redacted]" }
+
+// GoString redacts the secret.
+func (s Secret) GoString() string { return "[redacted]" }
+
+// LogValue redacts the secret.
+func (s Secret) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+
+// MarshalJSON redacts the secret, so a Webhook serialized for an API or a
+// JSON log carries no secret.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), nil }
+
+// MarshalText redacts the secret.
+func (s Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+
+// WebhookParams describe a notification channel for StoreWebhook.
+type WebhookParams struct {
+	// Type is WebhookSlack, WebhookMattermost, WebhookPagerDuty, WebhookEmail or
+	// WebhookGeneric.
+	Type string
+	// Name identifies the webhook with its Type (1..100 characters).
+	Name string
+	// Channel is the Slack/Mattermost channel (optional), or for email the
+	// recipients, comma-separated (required).
+	Channel string
+	// Secret is, by type: the incoming-webhook URL (slack, mattermost,
+	// webhook; http or https), the Events API v2 routing key (pagerduty), or
+	// an SMTP URL smtp://user:password@host:port?from=alerts@example.com
+	// (email). It is encrypted before it leaves the process.
+	Secret Secret
+	// Enabled defaults to true.
+	Enabled *bool
+}
+
+// Webhook is a stored notification channel. Secret is set only by
+// Client.Webhook, which decrypts it; ListWebhooks never decrypts.
+type Webhook struct {
+	ID           int64
+	Type         string
+	Name         string
+	Channel      string
+	Enabled      bool
+	KeyID        string // the key that encrypted the secret
+	LastTestedAt time.Time
+	TestStatus   string // untested, ok, failed
+	TestError    string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	Secret       Secret
+}
+
+func (p *WebhookParams) validate() error {
+	switch p.Type {
+	case WebhookSlack, WebhookMattermost, WebhookPagerDuty, WebhookEmail, WebhookGeneric:
+	default:
+		return argError("Type", "must be one of slack, mattermost, pagerduty, email, webhook, got %q", p.Type)
+	}
+	if strings.TrimSpace(p.Name) == "" || len(p.Name) > 100 {
+		return argError("Name", "must be a non-empty name of at most 100 characters, got %q", truncate(p.Name, 40))
+	}
+	secret := p.Secret.Reveal()
+	switch p.Type {
+	case WebhookSlack, WebhookMattermost, WebhookGeneric:
+		u, err := url.Parse(secret)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			// Never echo the secret: say what is wrong, not what was given.
+			return argError("Secret", "must be an http or https URL with a host for a %s webhook", p.Type)
+		}
+	case WebhookPagerDuty:
+		if strings.TrimSpace(secret) == "" || len(secret) > 200 {
+			return argError("Secret", "must be a PagerDuty Events API v2 routing key (1..200 characters)")
+		}
+	case WebhookEmail:
+		u, err := url.Parse(secret)
+		if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" {
+			return argError("Secret", "must be an smtp:// or smtps:// URL with a host for an email webhook")
+		}
+		if _, err := mail.ParseAddress(u.Query().Get("from")); err != nil {
+			return argError("Secret", "must name the sender as ?from=address in the SMTP URL")
+		}
+		if _, err := mail.ParseAddressList(p.Channel); err != nil {
+			return argError("Channel", "must list the email recipients, comma-separated, got %q", truncate(p.Channel, 60))
+		}
+	}
+	return nil
+}
+
+// secretAAD binds a ciphertext to its webhook row.
+func secretAAD(id int64, typ string) []byte {
+	return fmt.Appendf(nil, "pggit-monitor webhook secret v1|%d|%s", id, typ)
+}
+
+// StoreWebhook creates the webhook of (Type, Name), or replaces its channel,
+// secret and enabled flag, and returns it without the secret. The secret is
+// encrypted with the newest key of the key ring, bound to the row.
+func (c *Client) StoreWebhook(ctx context.Context, p WebhookParams) (*Webhook, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	if c.keys == nil {
+		return nil, ErrNoKeyRing
+	}
+	enabled := true
+	if p.Enabled != nil {
+		enabled = *p.Enabled
+	}
+	for attempt := 0; ; attempt++ {
+		row, err := c.storeWebhookOnce(ctx, p, enabled)
+		var pgErr *pgconn.PgError
+		if attempt == 0 && errors.As(err, &pgErr) && pgErr.Code == "23505" {
+			continue // created concurrently under the same name: update it instead
+		}
+		if err != nil {
+			return nil, err
+		}
+		return webhookFromRow(row), nil
+	}
+}
+
+func (c *Client) storeWebhookOnce(ctx context.Context, p WebhookParams, enabled bool) (gen.WebhookRow, error) {
+	var out gen.WebhookRow
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		q := c.queries.WithTx(tx)
+		existing, err := q.LockWebhookByName(ctx, p.Type, p.Name)
+		exists := err == nil
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		id := existing.WebhookID
+		if !exists {
+			if id, err = q.NextWebhookID(ctx); err != nil {
+				return err
+			}
+		}
+		ct, nonce, keyID, err := c.keys.seal([]byte(p.Secret.Reveal()), secretAAD(id, p.Type))
+		if err != nil {
+			return err
+		}
+		if exists {
+			out, err = q.UpdateWebhook(ctx, gen.UpdateWebhookParams{
+				WebhookID: id, Channel: nonEmpty(p.Channel), Enabled: enabled,
+				SecretCiphertext: ct, SecretNonce: nonce, KeyID: keyID,
+			})
+		} else {
+			out, err = q.InsertWebhook(ctx, gen.InsertWebhookParams{
+				WebhookID: id, WebhookType: p.Type, Name: p.Name, Channel: nonEmpty(p.Channel), Enabled: enabled,
+				SecretCiphertext: ct, SecretNonce: nonce, KeyID: keyID,
+			})
+		}
+		return err
+	})
+	if err != nil {
+		return out, mapError(err)
+	}
+	return out, nil
+}
+
+// Webhook returns a webhook with its secret decrypted, for delivery. It fails
+// with ErrNoKeyRing, ErrUnknownKey or ErrSecretTampered when the secret cannot
+// be decrypted, and ErrNotFound when there is no such webhook.
+func (c *Client) Webhook(ctx context.Context, id int64) (*Webhook, error) {
+	row, err := c.queries.GetWebhook(ctx, id)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	w := webhookFromRow(row)
+	secret, err := c.decrypt(row)
+	if err != nil {
+		return nil, fmt.Errorf("webhook %d (%s %q): %w", row.WebhookID, row.WebhookType, row.Name, err)
+	}
+	w.Secret = Secret(secret)
+	return w, nil
+}
+
+func (c *Client) decrypt(row gen.WebhookRow) (string, error) {
+	if c.keys == nil {
+		return "", ErrNoKeyRing
+	}
+	pt, err := c.keys.open(row.SecretCiphertext, row.SecretNonce, row.KeyID, secretAAD(row.WebhookID, row.WebhookType))
+	if err != nil {
+		return "", err
+	}
+	return string(pt), nil
+}
+
+// ListWebhooks returns every webhook, without decrypting any secret.
+func (c *Client) ListWebhooks(ctx context.Context) ([]*Webhook, error) {
+	rows, err := c.queries.ListWebhooks(ctx)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	out := make([]*Webhook, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, webhookFromRow(r))
+	}
+	return out, nil
+}
+
+// RotateWebhookKeys re-encrypts every webhook secret with the newest key of
+// the key ring, in one transaction: either every row moves to the newest key
+// or none does. It returns how many rows were re-encrypted. A secret that
+// cannot be decrypted (unknown key, tampered row) aborts the rotation.
+func (c *Client) RotateWebhookKeys(ctx context.Context) (int, error) {
+	if c.keys == nil {
+		return 0, ErrNoKeyRing
+	}
+	n := 0
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		q := c.queries.WithTx(tx)
+		rows, err := q.LockAllWebhooks(ctx)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			secret, err := c.decrypt(r)
+			if err != nil {
+				return fmt.Errorf("webhook %d (%s %q): %w", r.WebhookID, r.WebhookType, r.Name, err)
+			}
+			ct, nonce, keyID, err := c.keys.seal([]byte(secret), secretAAD(r.WebhookID, r.WebhookType))
+			if err != nil {
+				return err
+			}
+			if err := q.SetWebhookSecret(ctx, ct, nonce, keyID, r.WebhookID); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, mapError(err)
+	}
+	return n, nil
+}
+
+func webhookFromRow(r gen.WebhookRow) *Webhook {
+	return &Webhook{
+		ID:           r.WebhookID,
+		Type:         r.WebhookType,
+		Name:         r.Name,
+		Channel:      deref(r.Channel),
+		Enabled:      r.Enabled,
+		KeyID:        r.KeyID,
+		LastTestedAt: deref(r.LastTestedAt),
+		TestStatus:   r.TestStatus,
+		TestError:    deref(r.TestError),
+		CreatedAt:    r.CreatedAt,
+		UpdatedAt:    r.UpdatedAt,
+	}
+}
