@@ -78,6 +78,28 @@ type BaselineHistory struct {
 	ChangedAt          time.Time `json:"changed_at"`
 }
 
+type BatchConfigRow struct {
+	WebhookType         string `json:"webhook_type"`
+	BatchSize           int32  `json:"batch_size"`
+	BatchTimeoutSeconds int32  `json:"batch_timeout_seconds"`
+	MaxAttempts         int32  `json:"max_attempts"`
+}
+
+type DeliveryLog struct {
+	LogID      int64     `json:"log_id"`
+	BatchID    *int64    `json:"batch_id"`
+	WebhookID  *int64    `json:"webhook_id"`
+	Attempt    int32     `json:"attempt"`
+	Outcome    string    `json:"outcome"`
+	HttpStatus *int32    `json:"http_status"`
+	SmtpReply  *string   `json:"smtp_reply"`
+	LatencyMs  float64   `json:"latency_ms"`
+	Error      *string   `json:"error"`
+	Worker     string    `json:"worker"`
+	ItemCount  int32     `json:"item_count"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
 type Metric struct {
 	MetricID             int64           `json:"metric_id"`
 	OperationType        string          `json:"operation_type"`
@@ -93,6 +115,41 @@ type MonitorSetting struct {
 	SettingValue string    `json:"setting_value"`
 	Description  *string   `json:"description"`
 	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+type Notification struct {
+	NotificationID int64      `json:"notification_id"`
+	AlertID        int64      `json:"alert_id"`
+	WebhookID      int64      `json:"webhook_id"`
+	Event          string     `json:"event"`
+	Severity       string     `json:"severity"`
+	BatchID        *int64     `json:"batch_id"`
+	Status         string     `json:"status"`
+	Attempts       int32      `json:"attempts"`
+	MaxAttempts    int32      `json:"max_attempts"`
+	NextAttemptAt  time.Time  `json:"next_attempt_at"`
+	LeaseUntil     *time.Time `json:"lease_until"`
+	LastError      *string    `json:"last_error"`
+	DedupKey       string     `json:"dedup_key"`
+	CreatedAt      time.Time  `json:"created_at"`
+	SentAt         *time.Time `json:"sent_at"`
+}
+
+type NotificationBatch struct {
+	BatchID       int64      `json:"batch_id"`
+	WebhookID     int64      `json:"webhook_id"`
+	Status        string     `json:"status"`
+	BatchSize     int32      `json:"batch_size"`
+	ItemCount     int32      `json:"item_count"`
+	OpenedAt      time.Time  `json:"opened_at"`
+	DueAt         time.Time  `json:"due_at"`
+	Attempts      int32      `json:"attempts"`
+	MaxAttempts   int32      `json:"max_attempts"`
+	NextAttemptAt time.Time  `json:"next_attempt_at"`
+	LeaseUntil    *time.Time `json:"lease_until"`
+	LeasedBy      *string    `json:"leased_by"`
+	LastError     *string    `json:"last_error"`
+	SentAt        *time.Time `json:"sent_at"`
 }
 
 type OperationType struct {
@@ -141,6 +198,15 @@ type RecalcResult struct {
 	BaselineID         *int64    `json:"baseline_id"`
 	Message            string    `json:"message"`
 	FinishedAt         time.Time `json:"finished_at"`
+}
+
+type Route struct {
+	SettingID   int64     `json:"setting_id"`
+	AlertType   string    `json:"alert_type"`
+	MinSeverity string    `json:"min_severity"`
+	WebhookID   int64     `json:"webhook_id"`
+	Enabled     bool      `json:"enabled"`
+	CreatedAt   time.Time `json:"created_at"`
 }
 
 type Snooze struct {

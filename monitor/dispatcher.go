@@ -1,0 +1,793 @@
+package monitor
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/mail"
+	"net/smtp"
+	"net/textproto"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pggit/pggit-monitor/gen"
+)
+
+// DefaultPagerDutyURL is the PagerDuty Events API v2 endpoint.
+const DefaultPagerDutyURL = "https://events.pagerduty.com/v2/enqueue"
+
+// NotifyChannel is the LISTEN/NOTIFY channel on which the database announces
+// batches ready to send.
+const NotifyChannel = "pggit_notifications"
+
+// Defaults of DispatcherConfig.
+const (
+	DefaultDispatcherPollInterval   = time.Second
+	DefaultDispatcherConcurrency    = 4
+	DefaultDispatcherLease          = time.Minute
+	DefaultDispatcherRequestTimeout = 10 * time.Second
+	DefaultDispatcherRetryBase      = 2 * time.Second
+	DefaultDispatcherRetryMax       = 10 * time.Minute
+)
+
+// DispatcherConfig configures a Dispatcher. A nil *DispatcherConfig means all
+// defaults.
+type DispatcherConfig struct {
+	// Worker names this dispatcher in leases and the delivery log. Defaults
+	// to <hostname>-<pid>-<random>.
+	Worker string
+	// PollInterval is the fallback when no notification arrives (batch
+	// timeouts, retries, expired leases). Defaults to 1s.
+	PollInterval time.Duration
+	// Concurrency is how many batches are delivered at once. Defaults to 4.
+	Concurrency int
+	// Lease is how long a claimed batch belongs to this dispatcher; a batch
+	// whose lease expires (the dispatcher died) is taken over by another.
+	// Must exceed RequestTimeout. Defaults to 1m.
+	Lease time.Duration
+	// RequestTimeout bounds one delivery (HTTP request or SMTP session).
+	// Defaults to 10s.
+	RequestTimeout time.Duration
+	// RetryBase and RetryMax shape the exponential backoff between attempts
+	// (with jitter): base x 2^(attempt-1), at most max. A 429's Retry-After
+	// wins when it says more. Default to 2s and 10m.
+	RetryBase, RetryMax time.Duration
+	// HTTPClient sends webhook requests. Defaults to a client without
+	// redirects to other hosts.
+	HTTPClient *http.Client
+	// PagerDutyURL is the Events API endpoint. Defaults to DefaultPagerDutyURL.
+	PagerDutyURL string
+	// SMTPTLSConfig verifies SMTP servers (STARTTLS and smtps). Defaults to
+	// the system roots.
+	SMTPTLSConfig *tls.Config
+}
+
+func (c *DispatcherConfig) validate() (DispatcherConfig, error) {
+	var v DispatcherConfig
+	if c != nil {
+		v = *c
+	}
+	if v.Worker == "" {
+		host, _ := os.Hostname()
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		v.Worker = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	}
+	if v.PollInterval == 0 {
+		v.PollInterval = DefaultDispatcherPollInterval
+	}
+	if v.Concurrency == 0 {
+		v.Concurrency = DefaultDispatcherConcurrency
+	}
+	if v.Lease == 0 {
+		v.Lease = DefaultDispatcherLease
+	}
+	if v.RequestTimeout == 0 {
+		v.RequestTimeout = DefaultDispatcherRequestTimeout
+	}
+	if v.RetryBase == 0 {
+		v.RetryBase = DefaultDispatcherRetryBase
+	}
+	if v.RetryMax == 0 {
+		v.RetryMax = DefaultDispatcherRetryMax
+	}
+	if v.HTTPClient == nil {
+		v.HTTPClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	if v.PagerDutyURL == "" {
+		v.PagerDutyURL = DefaultPagerDutyURL
+	}
+	switch {
+	case len(v.Worker) > 200:
+		return v, argError("Worker", "must be at most 200 characters")
+	case v.PollInterval < time.Millisecond:
+		return v, argError("PollInterval", "must be at least 1ms, got %s", v.PollInterval)
+	case v.Concurrency < 1 || v.Concurrency > 256:
+		return v, argError("Concurrency", "must be between 1 and 256, got %d", v.Concurrency)
+	case v.Lease < time.Second || v.Lease > time.Hour || v.Lease%time.Second != 0:
+		return v, argError("Lease", "must be whole seconds between 1s and 1h, got %s", v.Lease)
+	case v.RequestTimeout <= 0 || v.RequestTimeout >= v.Lease:
+		return v, argError("RequestTimeout", "must be positive and shorter than Lease (%s), got %s", v.Lease, v.RequestTimeout)
+	case v.RetryBase <= 0 || v.RetryMax < v.RetryBase:
+		return v, argError("RetryBase", "must be positive and at most RetryMax, got %s and %s", v.RetryBase, v.RetryMax)
+	}
+	return v, nil
+}
+
+// DispatcherStats counts delivery attempts since the dispatcher started.
+type DispatcherStats struct {
+	Sent    uint64 // batches delivered
+	Retried uint64 // attempts that failed and will be tried again
+	Dead    uint64 // batches given up
+	Lost    uint64 // completions refused because another dispatcher took the lease
+}
+
+// Dispatcher delivers queued notifications: it claims due batches with FOR
+// UPDATE SKIP LOCKED and a lease, wakes on LISTEN/NOTIFY (with a polling
+// fallback), sends one message per batch and records the outcome. Several
+// dispatchers may share a database. Delivery is at least once: a dispatcher
+// that dies mid-send loses nothing, since its lease expires and another
+// dispatcher sends the batch, with the same dedup key.
+type Dispatcher struct {
+	client *Client
+	cfg    DispatcherConfig
+	logger *slog.Logger
+
+	mu       sync.Mutex
+	running  bool
+	stopLoop context.CancelFunc // stops claiming
+	stopSend context.CancelFunc // abandons in-flight deliveries
+	loopDone chan struct{}
+	inflight sync.WaitGroup
+	slots    chan struct{}
+	wake     chan struct{}
+
+	sent, retried, dead, lost atomic.Uint64
+}
+
+// NewDispatcher returns a Dispatcher; Start runs it.
+func (c *Client) NewDispatcher(cfg *DispatcherConfig) (*Dispatcher, error) {
+	v, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	return &Dispatcher{
+		client: c,
+		cfg:    v,
+		logger: c.logger.With(slog.String("worker", v.Worker)),
+		slots:  make(chan struct{}, v.Concurrency),
+		wake:   make(chan struct{}, 1),
+	}, nil
+}
+
+// Stats returns the dispatcher's counters.
+func (d *Dispatcher) Stats() DispatcherStats {
+	return DispatcherStats{Sent: d.sent.Load(), Retried: d.retried.Load(), Dead: d.dead.Load(), Lost: d.lost.Load()}
+}
+
+// Start begins claiming and delivering in the background until Stop.
+func (d *Dispatcher) Start(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.running {
+		return errors.New("pggit: dispatcher already started")
+	}
+	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
+	sendCtx, stopSend := context.WithCancel(context.WithoutCancel(ctx))
+	d.running, d.stopLoop, d.stopSend = true, stopLoop, stopSend
+	d.loopDone = make(chan struct{})
+	listenDone := make(chan struct{})
+	go func() {
+		defer close(listenDone)
+		d.listen(loopCtx)
+	}()
+	go func() {
+		defer close(d.loopDone)
+		d.loop(loopCtx, sendCtx)
+		<-listenDone
+	}()
+	return nil
+}
+
+// Stop stops claiming and waits for in-flight deliveries to finish (graceful
+// drain). If ctx ends first, in-flight deliveries are abandoned: their batches
+// are released for a retry and Stop returns ctx's error.
+func (d *Dispatcher) Stop(ctx context.Context) error {
+	d.mu.Lock()
+	if !d.running {
+		d.mu.Unlock()
+		return nil
+	}
+	d.running = false
+	d.mu.Unlock()
+
+	d.stopLoop()
+	<-d.loopDone
+	drained := make(chan struct{})
+	go func() {
+		d.inflight.Wait()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+		d.stopSend()
+		return nil
+	case <-ctx.Done():
+		d.stopSend()
+		<-drained
+		return ctx.Err()
+	}
+}
+
+// listen turns NOTIFYs on NotifyChannel into wake-ups, reconnecting on error.
+func (d *Dispatcher) listen(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := d.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		d.logger.Warn("pggit: dispatcher LISTEN connection lost; polling meanwhile", slog.String("error", err.Error()))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+func (d *Dispatcher) listenOnce(ctx context.Context) error {
+	conn, err := d.client.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer releaseListener(conn)
+	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
+		return err
+	}
+	d.poke() // batches may have become ready while no one listened
+	for {
+		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+			return err
+		}
+		d.poke()
+	}
+}
+
+func releaseListener(conn *pgxpool.Conn) {
+	if !conn.Conn().IsClosed() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if _, err := conn.Exec(ctx, "UNLISTEN *"); err != nil {
+			_ = conn.Conn().Close(ctx)
+		}
+	}
+	conn.Release()
+}
+
+func (d *Dispatcher) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Dispatcher) loop(ctx, sendCtx context.Context) {
+	ticker := time.NewTicker(d.cfg.PollInterval)
+	defer ticker.Stop()
+	for {
+		for ctx.Err() == nil {
+			n, err := d.claimAndSend(ctx, sendCtx)
+			if err != nil {
+				if ctx.Err() == nil {
+					d.logger.Warn("pggit: dispatcher claim failed", slog.String("error", err.Error()))
+				}
+				break
+			}
+			if n == 0 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		case <-d.wake:
+		}
+	}
+}
+
+// claimAndSend claims as many batches as there are free slots and starts
+// their delivery; it returns how many it claimed.
+func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) (int, error) {
+	// Wait for at least one free slot.
+	select {
+	case d.slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0, nil
+	}
+	free := 1
+	for free < cap(d.slots) {
+		select {
+		case d.slots <- struct{}{}:
+			free++
+			continue
+		default:
+		}
+		break
+	}
+	batches, err := d.client.queries.ClaimNotificationBatches(ctx, d.cfg.Worker, int32(free), int32(d.cfg.Lease/time.Second))
+	for i := len(batches); i < free; i++ {
+		<-d.slots // give back what was not used
+	}
+	if err != nil {
+		return 0, err
+	}
+	for _, b := range batches {
+		d.inflight.Add(1)
+		go func() {
+			defer func() {
+				<-d.slots
+				d.inflight.Done()
+			}()
+			d.deliver(sendCtx, b)
+		}()
+	}
+	return len(batches), nil
+}
+
+// RunOnce claims and delivers due batches until none is left, synchronously:
+// for tools and tests that do not run a background dispatcher.
+func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		batches, err := d.client.queries.ClaimNotificationBatches(ctx, d.cfg.Worker, int32(d.cfg.Concurrency), int32(d.cfg.Lease/time.Second))
+		if err != nil {
+			return total, mapError(err)
+		}
+		if len(batches) == 0 {
+			return total, nil
+		}
+		var wg sync.WaitGroup
+		for _, b := range batches {
+			wg.Go(func() { d.deliver(ctx, b) })
+		}
+		wg.Wait()
+		total += len(batches)
+	}
+}
+
+// attempt is the result of one delivery attempt.
+type attempt struct {
+	outcome    string // sent, retry, dead
+	httpStatus *int32
+	smtpReply  *string
+	err        string
+	retryAfter time.Duration // from a 429's Retry-After
+}
+
+func (d *Dispatcher) deliver(ctx context.Context, b gen.NotificationBatch) {
+	start := time.Now()
+	res := d.attempt(ctx, b)
+	latency := float64(time.Since(start).Microseconds()) / 1000
+
+	var retryAt *time.Time
+	if res.outcome == "retry" {
+		at := time.Now().Add(d.backoff(int(b.Attempts), res.retryAfter))
+		retryAt = &at
+	}
+	var errText *string
+	if res.err != "" {
+		errText = &res.err
+	}
+	// Record even when the dispatcher is being stopped: the batch goes back to
+	// the queue for a retry instead of waiting for its lease to expire.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	ok, err := d.client.queries.CompleteNotificationBatch(cctx, gen.CompleteNotificationBatchParams{
+		BatchID: b.BatchID, Worker: d.cfg.Worker, Outcome: res.outcome,
+		HttpStatus: res.httpStatus, SmtpReply: res.smtpReply, LatencyMs: latency,
+		Error: errText, RetryAt: retryAt,
+	})
+	attrs := []any{slog.Int64("batch_id", b.BatchID), slog.Int64("webhook_id", b.WebhookID),
+		slog.Int("attempt", int(b.Attempts)), slog.Int("alerts", int(b.ItemCount))}
+	switch {
+	case err != nil:
+		d.logger.Error("pggit: recording a delivery failed; the lease will expire and the batch be retried",
+			append(attrs, slog.String("error", err.Error()))...)
+	case !ok:
+		d.lost.Add(1)
+		d.logger.Warn("pggit: lease lost before the delivery was recorded; another dispatcher owns the batch", attrs...)
+	case res.outcome == "sent":
+		d.sent.Add(1)
+	case res.outcome == "dead" || int(b.Attempts) >= int(b.MaxAttempts):
+		d.dead.Add(1)
+		d.logger.Error("pggit: notification batch dead", append(attrs, slog.String("error", res.err))...)
+	default:
+		d.retried.Add(1)
+		d.logger.Warn("pggit: delivery failed; will retry", append(attrs, slog.String("error", res.err), slog.Time("retry_at", *retryAt))...)
+	}
+}
+
+// backoff is base x 2^(attempt-1), at most max, with equal jitter; a longer
+// Retry-After wins.
+func (d *Dispatcher) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	delay := d.cfg.RetryBase
+	for i := 1; i < attempt && delay < d.cfg.RetryMax; i++ {
+		delay *= 2
+	}
+	delay = min(delay, d.cfg.RetryMax)
+	half := int64(delay / 2)
+	jitter, _ := rand.Int(rand.Reader, big.NewInt(half+1))
+	delay = time.Duration(half + jitter.Int64())
+	if retryAfter > delay {
+		delay = min(retryAfter, time.Hour)
+	}
+	return delay
+}
+
+func (d *Dispatcher) attempt(ctx context.Context, b gen.NotificationBatch) attempt {
+	w, err := d.client.Webhook(ctx, b.WebhookID)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return attempt{outcome: "dead", err: "webhook no longer exists"}
+		}
+		return attempt{outcome: "retry", err: err.Error()}
+	}
+	if !w.Enabled {
+		return attempt{outcome: "dead", err: "webhook disabled"}
+	}
+	ids, err := d.client.queries.BatchAlertIDs(ctx, &b.BatchID)
+	if err != nil {
+		return attempt{outcome: "retry", err: mapError(err).Error()}
+	}
+	if len(ids) == 0 {
+		return attempt{outcome: "dead", err: "batch holds no alert (alerts deleted)"}
+	}
+	dedup := fmt.Sprintf("pggit-batch-%d", b.BatchID)
+	return d.send(ctx, w, ids, dedup)
+}
+
+// send formats and delivers alerts ids to w.
+func (d *Dispatcher) send(ctx context.Context, w *Webhook, ids []int64, dedup string) attempt {
+	q := d.client.queries
+	switch w.Type {
+	case WebhookSlack, WebhookMattermost:
+		body, err := q.FormatAlertBatch(ctx, ids, w.Type)
+		if err != nil {
+			return attempt{outcome: "retry", err: mapError(err).Error()}
+		}
+		return d.post(ctx, w, w.Secret.Reveal(), []byte(body), dedup, func(status int, body []byte) bool {
+			return status == http.StatusOK && strings.TrimSpace(string(body)) == "ok"
+		})
+	case WebhookGeneric:
+		body, err := q.FormatAlertBatch(ctx, ids, FormatJSON)
+		if err != nil {
+			return attempt{outcome: "retry", err: mapError(err).Error()}
+		}
+		payload, err := withField([]byte(body), "dedup_key", dedup)
+		if err != nil {
+			return attempt{outcome: "retry", err: err.Error()}
+		}
+		return d.post(ctx, w, w.Secret.Reveal(), payload, dedup, func(status int, _ []byte) bool {
+			return status >= 200 && status < 300
+		})
+	case WebhookPagerDuty:
+		// Batch size is 1 for PagerDuty; send each alert as its own event.
+		var last attempt
+		for _, id := range ids {
+			body, err := q.FormatAlertMessage(ctx, id, FormatPagerDuty)
+			if err != nil {
+				return attempt{outcome: "retry", err: mapError(err).Error()}
+			}
+			payload, err := withField([]byte(body), "routing_key", w.Secret.Reveal())
+			if err != nil {
+				return attempt{outcome: "retry", err: err.Error()}
+			}
+			last = d.post(ctx, w, d.cfg.PagerDutyURL, payload, dedup, func(status int, _ []byte) bool {
+				return status == http.StatusAccepted
+			})
+			if last.outcome != "sent" {
+				return last
+			}
+		}
+		return last
+	case WebhookEmail:
+		msg, err := q.FormatAlertBatch(ctx, ids, FormatEmail)
+		if err != nil {
+			return attempt{outcome: "retry", err: mapError(err).Error()}
+		}
+		return d.mail(ctx, w, msg, dedup)
+	}
+	return attempt{outcome: "dead", err: fmt.Sprintf("unknown webhook type %q", w.Type)}
+}
+
+// withField adds key to a JSON object.
+func withField(obj []byte, key, value string) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(obj, &m); err != nil {
+		return nil, fmt.Errorf("message is not a JSON object: %w", err)
+	}
+	v, _ := json.Marshal(value)
+	m[key] = v
+	return json.Marshal(m)
+}
+
+// post sends one HTTP request and classifies the answer: ok decides success;
+// 408, 429 and 5xx are retried (429 honouring Retry-After); other statuses
+// fail at once. Errors never carry the URL or the secret.
+func (d *Dispatcher) post(ctx context.Context, w *Webhook, target string, body []byte, dedup string, ok func(int, []byte) bool) attempt {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return attempt{outcome: "dead", err: "invalid webhook URL"}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "pggit-monitor")
+	req.Header.Set("X-Pggit-Dedup-Key", dedup)
+	resp, err := d.cfg.HTTPClient.Do(req)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // drop the URL
+		}
+		return attempt{outcome: "retry", err: redact("request failed: "+err.Error(), w)}
+	}
+	defer resp.Body.Close()
+	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	status := int32(resp.StatusCode)
+	res := attempt{httpStatus: &status}
+	switch {
+	case ok(resp.StatusCode, respBody):
+		res.outcome = "sent"
+		return res
+	case resp.StatusCode == http.StatusTooManyRequests:
+		res.outcome = "retry"
+		res.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
+	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode >= 500 || resp.StatusCode < 400:
+		res.outcome = "retry"
+	default:
+		res.outcome = "dead"
+	}
+	res.err = redact(fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(truncateBytes(respBody, 200)))), w)
+	return res
+}
+
+func truncateBytes(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
+
+func parseRetryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return 0
+}
+
+// redact removes the webhook's secret, and the parts of a secret URL, from s.
+func redact(s string, w *Webhook) string {
+	secret := w.Secret.Reveal()
+	if secret == "" {
+		return s
+	}
+	s = strings.ReplaceAll(s, secret, "[redacted]")
+	if u, err := url.Parse(secret); err == nil {
+		if u.User != nil {
+			if p, ok := u.User.Password(); ok && p != "" {
+				s = strings.ReplaceAll(s, p, "[redacted]")
+			}
+		}
+		if u.Path != "" && u.Path != "/" {
+			s = strings.ReplaceAll(s, u.Path, "[redacted]")
+		}
+	}
+	return s
+}
+
+// mail sends an email message ("Subject: ..." line, blank line, body) over
+// SMTP, with STARTTLS when the server offers it, or TLS from the start for
+// smtps://. Success is the server's 250 to the message.
+func (d *Dispatcher) mail(ctx context.Context, w *Webhook, msg, dedup string) attempt {
+	u, err := url.Parse(w.Secret.Reveal())
+	if err != nil {
+		return attempt{outcome: "dead", err: "invalid SMTP URL"}
+	}
+	from := u.Query().Get("from")
+	rcpts, err := mail.ParseAddressList(w.Channel)
+	if err != nil || from == "" {
+		return attempt{outcome: "dead", err: "email webhook needs ?from= in its URL and recipients in its channel"}
+	}
+	subject, body, _ := strings.Cut(msg, "\n\n")
+	subject = strings.TrimPrefix(subject, "Subject: ")
+	to := make([]string, len(rcpts))
+	addrs := make([]string, len(rcpts))
+	for i, r := range rcpts {
+		to[i], addrs[i] = r.String(), r.Address
+	}
+	var m bytes.Buffer
+	fmt.Fprintf(&m, "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: <%s@pggit-monitor>\r\n",
+		from, strings.Join(to, ", "), mimeHeader(subject), time.Now().Format(time.RFC1123Z), dedup)
+	m.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
+	m.WriteString(strings.ReplaceAll(body, "\n", "\r\n"))
+
+	reply, err := d.smtpSend(ctx, u, from, addrs, m.Bytes())
+	res := attempt{}
+	if reply != "" {
+		res.smtpReply = &reply
+	}
+	if err == nil {
+		res.outcome = "sent"
+		return res
+	}
+	res.outcome = "retry"
+	var tpErr *textproto.Error
+	if errors.As(err, &tpErr) && tpErr.Code >= 500 {
+		res.outcome = "dead" // permanent SMTP failure
+	}
+	res.err = redact("SMTP: "+err.Error(), w)
+	return res
+}
+
+func mimeHeader(s string) string {
+	for _, r := range s {
+		if r > 127 {
+			return "=?utf-8?q?" + strings.ReplaceAll(url.QueryEscape(s), "+", "_") + "?="
+		}
+	}
+	return s
+}
+
+func (d *Dispatcher) smtpSend(ctx context.Context, u *url.URL, from string, to []string, msg []byte) (string, error) {
+	host := u.Hostname()
+	port := u.Port()
+	if port == "" {
+		port = "25"
+		if u.Scheme == "smtps" {
+			port = "465"
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
+	defer cancel()
+	tlsCfg := d.cfg.SMTPTLSConfig.Clone()
+	if tlsCfg == nil {
+		tlsCfg = &tls.Config{}
+	}
+	if tlsCfg.ServerName == "" {
+		tlsCfg.ServerName = host
+	}
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		return "", err
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(deadline)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stop()
+	if u.Scheme == "smtps" {
+		conn = tls.Client(conn, tlsCfg)
+	}
+	c, err := smtp.NewClient(conn, host)
+	if err != nil {
+		conn.Close()
+		return "", err
+	}
+	defer c.Close()
+	if err := c.Hello("pggit-monitor"); err != nil {
+		return "", err
+	}
+	if ok, _ := c.Extension("STARTTLS"); ok && u.Scheme == "smtp" {
+		if err := c.StartTLS(tlsCfg); err != nil {
+			return "", err
+		}
+	}
+	if u.User != nil {
+		pass, _ := u.User.Password()
+		if ok, _ := c.Extension("AUTH"); !ok {
+			return "", errors.New("server offers no AUTH but the URL has credentials")
+		}
+		if err := c.Auth(smtp.PlainAuth("", u.User.Username(), pass, host)); err != nil {
+			return "", err
+		}
+	}
+	if err := c.Mail(from); err != nil {
+		return "", err
+	}
+	for _, r := range to {
+		if err := c.Rcpt(r); err != nil {
+			return "", err
+		}
+	}
+	wc, err := c.Data()
+	if err != nil {
+		return "", err
+	}
+	if _, err := wc.Write(msg); err != nil {
+		return "", err
+	}
+	if err := wc.Close(); err != nil { // the server's reply to the message: 250 or an error
+		return "", err
+	}
+	_ = c.Quit()
+	return "250", nil
+}
+
+// TestWebhook sends a test message to the webhook and records the result
+// (last tested at, status ok or failed, error without secrets). A PagerDuty
+// test triggers and resolves an event with dedup key pggit-test-<id>.
+func (c *Client) TestWebhook(ctx context.Context, id int64, cfg *DispatcherConfig) (*Webhook, error) {
+	d, err := c.NewDispatcher(cfg)
+	if err != nil {
+		return nil, err
+	}
+	w, err := c.Webhook(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	dedup := fmt.Sprintf("pggit-test-%d", w.ID)
+	text := fmt.Sprintf("pggit-monitor test message for webhook %q", w.Name)
+	var res attempt
+	switch w.Type {
+	case WebhookSlack, WebhookMattermost:
+		body, _ := json.Marshal(map[string]string{"text": text})
+		res = d.post(ctx, w, w.Secret.Reveal(), body, dedup, func(s int, b []byte) bool {
+			return s == http.StatusOK && strings.TrimSpace(string(b)) == "ok"
+		})
+	case WebhookGeneric:
+		body, _ := json.Marshal(map[string]any{"source": "pggit-monitor", "test": true, "text": text, "dedup_key": dedup})
+		res = d.post(ctx, w, w.Secret.Reveal(), body, dedup, func(s int, _ []byte) bool { return s >= 200 && s < 300 })
+	case WebhookPagerDuty:
+		for _, action := range []string{"trigger", "resolve"} {
+			ev := map[string]any{"routing_key": w.Secret.Reveal(), "event_action": action, "dedup_key": dedup}
+			if action == "trigger" {
+				ev["payload"] = map[string]string{"summary": text, "source": "pggit-monitor", "severity": "info"}
+			}
+			body, _ := json.Marshal(ev)
+			if res = d.post(ctx, w, d.cfg.PagerDutyURL, body, dedup, func(s int, _ []byte) bool { return s == http.StatusAccepted }); res.outcome != "sent" {
+				break
+			}
+		}
+	case WebhookEmail:
+		res = d.mail(ctx, w, "Subject: [pggit] test message\n\n"+text+"\n", dedup)
+	}
+	status := "ok"
+	var errText *string
+	if res.outcome != "sent" {
+		status = "failed"
+		errText = &res.err
+	}
+	row, err := c.queries.RecordWebhookTest(ctx, status, errText, w.ID)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return webhookFromRow(row), nil
+}

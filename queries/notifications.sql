@@ -1,0 +1,56 @@
+-- name: UpsertRoute :one
+INSERT INTO pggit.alert_notification_settings AS s (alert_type, min_severity, webhook_id, enabled)
+VALUES (sqlc.arg(alert_type), sqlc.arg(min_severity), sqlc.arg(webhook_id), sqlc.arg(enabled))
+ON CONFLICT (alert_type, webhook_id) DO UPDATE
+SET min_severity = EXCLUDED.min_severity, enabled = EXCLUDED.enabled
+RETURNING *;
+
+-- name: ListRoutes :many
+SELECT * FROM pggit.alert_notification_settings ORDER BY webhook_id, alert_type;
+
+-- name: DeleteRoute :execrows
+DELETE FROM pggit.alert_notification_settings WHERE setting_id = sqlc.arg(setting_id);
+
+-- name: UpdateBatchConfig :one
+UPDATE pggit.notification_batch_config
+SET batch_size = sqlc.arg(batch_size),
+    batch_timeout_seconds = sqlc.arg(batch_timeout_seconds),
+    max_attempts = sqlc.arg(max_attempts)
+WHERE webhook_type = sqlc.arg(webhook_type)
+RETURNING *;
+
+-- name: ListBatchConfig :many
+SELECT * FROM pggit.notification_batch_config ORDER BY webhook_type;
+
+-- name: ClaimNotificationBatches :many
+SELECT * FROM pggit.claim_notification_batches(
+    sqlc.arg(worker)::text, sqlc.arg(max_batches)::integer, sqlc.arg(lease_seconds)::integer);
+
+-- name: BatchAlertIDs :many
+-- The distinct alerts of a batch, in the order they were queued.
+SELECT q.alert_id
+FROM pggit.alert_notification_queue q
+WHERE q.batch_id = sqlc.arg(batch_id)
+GROUP BY q.alert_id
+ORDER BY min(q.notification_id);
+
+-- name: FormatAlertBatch :one
+SELECT pggit.format_alert_batch(sqlc.arg(alert_ids)::bigint[], sqlc.arg(format)::text)::text AS message;
+
+-- name: FormatAlertMessage :one
+SELECT pggit.format_alert_message(sqlc.arg(alert_id)::bigint, sqlc.arg(format)::text)::text AS message;
+
+-- name: CompleteNotificationBatch :one
+SELECT pggit.complete_notification_batch(
+    sqlc.arg(batch_id)::bigint,
+    sqlc.arg(worker)::text,
+    sqlc.arg(outcome)::text,
+    sqlc.narg(http_status)::integer,
+    sqlc.narg(smtp_reply)::text,
+    sqlc.arg(latency_ms)::double precision,
+    sqlc.narg(error)::text,
+    sqlc.narg(retry_at)::timestamptz
+)::boolean AS completed;
+
+-- name: GetNotificationBatch :one
+SELECT * FROM pggit.notification_batch_queue WHERE batch_id = sqlc.arg(batch_id);
