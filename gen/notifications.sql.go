@@ -10,35 +10,6 @@ import (
 	"time"
 )
 
-const batchAlertIDs = `-- name: BatchAlertIDs :many
-SELECT q.alert_id
-FROM pggit.alert_notification_queue q
-WHERE q.batch_id = $1
-GROUP BY q.alert_id
-ORDER BY min(q.notification_id)
-`
-
-// The distinct alerts of a batch, in the order they were queued.
-func (q *Queries) BatchAlertIDs(ctx context.Context, batchID *int64) ([]int64, error) {
-	rows, err := q.db.Query(ctx, batchAlertIDs, batchID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []int64{}
-	for rows.Next() {
-		var alert_id int64
-		if err := rows.Scan(&alert_id); err != nil {
-			return nil, err
-		}
-		items = append(items, alert_id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const claimNotificationBatches = `-- name: ClaimNotificationBatches :many
 SELECT batch_id, webhook_id, status, batch_size, item_count, opened_at, due_at, attempts, max_attempts, next_attempt_at, lease_until, leased_by, last_error, sent_at FROM pggit.claim_notification_batches(
     $1::text, $2::integer, $3::integer)
@@ -148,6 +119,24 @@ SELECT pggit.format_alert_message($1::bigint, $2::text)::text AS message
 
 func (q *Queries) FormatAlertMessage(ctx context.Context, alertID int64, format string) (string, error) {
 	row := q.db.QueryRow(ctx, formatAlertMessage, alertID, format)
+	var message string
+	err := row.Scan(&message)
+	return message, err
+}
+
+const formatNotificationBatch = `-- name: FormatNotificationBatch :one
+SELECT pggit.format_alert_batch(
+    ARRAY(SELECT q.alert_id
+          FROM pggit.alert_notification_queue q
+          WHERE q.batch_id = $1::bigint
+          GROUP BY q.alert_id
+          ORDER BY min(q.notification_id)),
+    $2::text)::text AS message
+`
+
+// The message of a batch: its distinct alerts, in the order they were queued.
+func (q *Queries) FormatNotificationBatch(ctx context.Context, batchID int64, format string) (string, error) {
+	row := q.db.QueryRow(ctx, formatNotificationBatch, batchID, format)
 	var message string
 	err := row.Scan(&message)
 	return message, err

@@ -336,6 +336,7 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	hooks := d.webhooks(ctx, batches)
 	for _, b := range batches {
 		d.inflight.Add(1)
 		go func() {
@@ -343,10 +344,28 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) (int, error) {
 				<-d.slots
 				d.inflight.Done()
 			}()
-			d.deliver(sendCtx, b)
+			d.deliver(sendCtx, b, hooks[b.WebhookID])
 		}()
 	}
 	return len(batches), nil
+}
+
+// webhookResult is a decrypted webhook, or why it could not be had.
+type webhookResult struct {
+	w   *Webhook
+	err error
+}
+
+// webhooks decrypts the webhooks of the claimed batches, once each.
+func (d *Dispatcher) webhooks(ctx context.Context, batches []gen.NotificationBatch) map[int64]webhookResult {
+	out := make(map[int64]webhookResult)
+	for _, b := range batches {
+		if _, ok := out[b.WebhookID]; !ok {
+			w, err := d.client.Webhook(ctx, b.WebhookID)
+			out[b.WebhookID] = webhookResult{w, err}
+		}
+	}
+	return out
 }
 
 // RunOnce makes one pass synchronously: it claims the batches due now (at
@@ -358,13 +377,14 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, mapError(err)
 	}
+	hooks := d.webhooks(ctx, batches)
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, d.cfg.Concurrency)
 	for _, b := range batches {
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			d.deliver(ctx, b)
+			d.deliver(ctx, b, hooks[b.WebhookID])
 		})
 	}
 	wg.Wait()
@@ -380,9 +400,9 @@ type attempt struct {
 	retryAfter time.Duration // from a 429's Retry-After
 }
 
-func (d *Dispatcher) deliver(ctx context.Context, b gen.NotificationBatch) {
+func (d *Dispatcher) deliver(ctx context.Context, b gen.NotificationBatch, hook webhookResult) {
 	start := time.Now()
-	res := d.attempt(ctx, b)
+	res := d.attempt(ctx, b, hook)
 	latency := float64(time.Since(start).Microseconds()) / 1000
 
 	var retryAt *time.Time
@@ -440,8 +460,8 @@ func (d *Dispatcher) backoff(attempt int, retryAfter time.Duration) time.Duratio
 	return delay
 }
 
-func (d *Dispatcher) attempt(ctx context.Context, b gen.NotificationBatch) attempt {
-	w, err := d.client.Webhook(ctx, b.WebhookID)
+func (d *Dispatcher) attempt(ctx context.Context, b gen.NotificationBatch, hook webhookResult) attempt {
+	w, err := hook.w, hook.err
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return attempt{outcome: "dead", err: "webhook no longer exists"}
@@ -451,35 +471,33 @@ func (d *Dispatcher) attempt(ctx context.Context, b gen.NotificationBatch) attem
 	if !w.Enabled {
 		return attempt{outcome: "dead", err: "webhook disabled"}
 	}
-	ids, err := d.client.queries.BatchAlertIDs(ctx, &b.BatchID)
+	format := w.Type
+	switch w.Type {
+	case WebhookGeneric:
+		format = FormatJSON
+	case WebhookPagerDuty:
+		format = FormatPagerDuty // batches of one
+	}
+	msg, err := d.client.queries.FormatNotificationBatch(ctx, b.BatchID, format)
 	if err != nil {
+		var argErr *ArgumentError
+		if errors.As(mapError(err), &argErr) && argErr.Argument == "p_alert_ids" {
+			return attempt{outcome: "dead", err: "batch holds no alert (alerts deleted): " + argErr.Message}
+		}
 		return attempt{outcome: "retry", err: mapError(err).Error()}
 	}
-	if len(ids) == 0 {
-		return attempt{outcome: "dead", err: "batch holds no alert (alerts deleted)"}
-	}
-	dedup := fmt.Sprintf("pggit-batch-%d", b.BatchID)
-	return d.send(ctx, w, ids, dedup)
+	return d.send(ctx, w, msg, fmt.Sprintf("pggit-batch-%d", b.BatchID))
 }
 
-// send formats and delivers alerts ids to w.
-func (d *Dispatcher) send(ctx context.Context, w *Webhook, ids []int64, dedup string) attempt {
-	q := d.client.queries
+// send delivers a formatted message to w.
+func (d *Dispatcher) send(ctx context.Context, w *Webhook, msg, dedup string) attempt {
 	switch w.Type {
 	case WebhookSlack, WebhookMattermost:
-		body, err := q.FormatAlertBatch(ctx, ids, w.Type)
-		if err != nil {
-			return attempt{outcome: "retry", err: mapError(err).Error()}
-		}
-		return d.post(ctx, w, w.Secret.Reveal(), []byte(body), dedup, func(status int, body []byte) bool {
+		return d.post(ctx, w, w.Secret.Reveal(), []byte(msg), dedup, func(status int, body []byte) bool {
 			return status == http.StatusOK && strings.TrimSpace(string(body)) == "ok"
 		})
 	case WebhookGeneric:
-		body, err := q.FormatAlertBatch(ctx, ids, FormatJSON)
-		if err != nil {
-			return attempt{outcome: "retry", err: mapError(err).Error()}
-		}
-		payload, err := withField([]byte(body), "dedup_key", dedup)
+		payload, err := withField([]byte(msg), "dedup_key", dedup)
 		if err != nil {
 			return attempt{outcome: "retry", err: err.Error()}
 		}
@@ -487,30 +505,14 @@ func (d *Dispatcher) send(ctx context.Context, w *Webhook, ids []int64, dedup st
 			return status >= 200 && status < 300
 		})
 	case WebhookPagerDuty:
-		// Batch size is 1 for PagerDuty; send each alert as its own event.
-		var last attempt
-		for _, id := range ids {
-			body, err := q.FormatAlertMessage(ctx, id, FormatPagerDuty)
-			if err != nil {
-				return attempt{outcome: "retry", err: mapError(err).Error()}
-			}
-			payload, err := withField([]byte(body), "routing_key", w.Secret.Reveal())
-			if err != nil {
-				return attempt{outcome: "retry", err: err.Error()}
-			}
-			last = d.post(ctx, w, d.cfg.PagerDutyURL, payload, dedup, func(status int, _ []byte) bool {
-				return status == http.StatusAccepted
-			})
-			if last.outcome != "sent" {
-				return last
-			}
-		}
-		return last
-	case WebhookEmail:
-		msg, err := q.FormatAlertBatch(ctx, ids, FormatEmail)
+		payload, err := withField([]byte(msg), "routing_key", w.Secret.Reveal())
 		if err != nil {
-			return attempt{outcome: "retry", err: mapError(err).Error()}
+			return attempt{outcome: "retry", err: err.Error()}
 		}
+		return d.post(ctx, w, d.cfg.PagerDutyURL, payload, dedup, func(status int, _ []byte) bool {
+			return status == http.StatusAccepted
+		})
+	case WebhookEmail:
 		return d.mail(ctx, w, msg, dedup)
 	}
 	return attempt{outcome: "dead", err: fmt.Sprintf("unknown webhook type %q", w.Type)}

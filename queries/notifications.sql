@@ -26,14 +26,6 @@ SELECT * FROM pggit.notification_batch_config ORDER BY webhook_type;
 SELECT * FROM pggit.claim_notification_batches(
     sqlc.arg(worker)::text, sqlc.arg(max_batches)::integer, sqlc.arg(lease_seconds)::integer);
 
--- name: BatchAlertIDs :many
--- The distinct alerts of a batch, in the order they were queued.
-SELECT q.alert_id
-FROM pggit.alert_notification_queue q
-WHERE q.batch_id = sqlc.arg(batch_id)
-GROUP BY q.alert_id
-ORDER BY min(q.notification_id);
-
 -- name: FormatAlertBatch :one
 SELECT pggit.format_alert_batch(sqlc.arg(alert_ids)::bigint[], sqlc.arg(format)::text)::text AS message;
 
@@ -54,3 +46,13 @@ SELECT pggit.complete_notification_batch(
 
 -- name: GetNotificationBatch :one
 SELECT * FROM pggit.notification_batch_queue WHERE batch_id = sqlc.arg(batch_id);
+
+-- name: FormatNotificationBatch :one
+-- The message of a batch: its distinct alerts, in the order they were queued.
+SELECT pggit.format_alert_batch(
+    ARRAY(SELECT q.alert_id
+          FROM pggit.alert_notification_queue q
+          WHERE q.batch_id = sqlc.arg(batch_id)::bigint
+          GROUP BY q.alert_id
+          ORDER BY min(q.notification_id)),
+    sqlc.arg(format)::text)::text AS message;

@@ -4,7 +4,11 @@
 //   - recalc: RecalculateAllBaselinesRolling against the bare grouped
 //     statistics query it is built on, and the original per-operation loop;
 //   - recorder: the Recorder against one raw COPY of the same rows, and one
-//     INSERT per sample.
+//     INSERT per sample;
+//   - detection: the Recorder with threshold detection on against no baselines;
+//   - snooze: is_alert_snoozed with 10,000 snoozes against a bare round trip;
+//   - delivery: alerts delivered per second by the dispatcher, and the latency
+//     from an alert's insert to its receipt with batching off.
 //
 // It uses DATABASE_URL when set (in a fresh database pggit_bench_<pid>, dropped
 // at the end), or else a throwaway local cluster (package pgserver). Run it as
@@ -125,6 +129,9 @@ type options struct {
 	runs            int
 	recalc          bool
 	recorder        bool
+	detection       bool
+	snooze          bool
+	delivery        bool
 	md              bool
 	explain         bool
 	verbose         bool
@@ -138,7 +145,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.recorderSamples, "recorder-samples", 500_000, "recorder: samples written by raw COPY and by the Recorder")
 	fs.IntVar(&o.insertSamples, "insert-samples", 20_000, "recorder: samples written one INSERT each (the reference is extrapolated)")
 	fs.IntVar(&o.runs, "runs", 3, "runs of each measurement; the median is reported")
-	only := fs.String("only", "recalc,recorder", "benchmarks to run, comma-separated: recalc, recorder")
+	only := fs.String("only", "recalc,recorder,detection,snooze,delivery", "benchmarks to run, comma-separated: recalc, recorder, detection, snooze, delivery")
 	fs.BoolVar(&o.md, "md", false, "print Markdown (for docs/BENCHMARKS.md)")
 	fs.BoolVar(&o.explain, "explain", false, "recalc: also print EXPLAIN (ANALYZE, BUFFERS) of the reference query")
 	fs.BoolVar(&o.verbose, "v", false, "print progress to stderr")
@@ -154,13 +161,19 @@ func parseFlags(args []string) (*options, error) {
 			o.recalc = true
 		case "recorder":
 			o.recorder = true
+		case "detection":
+			o.detection = true
+		case "snooze":
+			o.snooze = true
+		case "delivery":
+			o.delivery = true
 		case "":
 		default:
-			return nil, fmt.Errorf("-only: unknown benchmark %q (want recalc, recorder)", b)
+			return nil, fmt.Errorf("-only: unknown benchmark %q (want recalc, recorder, detection, snooze, delivery)", b)
 		}
 	}
 	switch {
-	case !o.recalc && !o.recorder:
+	case !o.recalc && !o.recorder && !o.detection && !o.snooze && !o.delivery:
 		return nil, errors.New("-only: nothing to run")
 	case o.ops < 1:
 		return nil, fmt.Errorf("-ops must be at least 1, got %d", o.ops)
@@ -205,10 +218,23 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		}
 		results = append(results, s)
 	}
-	if o.recorder {
-		s, err := benchRecorder(ctx, e, o)
+	for _, b := range []struct {
+		on   bool
+		name string
+		run  func(context.Context, *env, *options) (*section, error)
+	}{
+		{o.recorder, "recorder", benchRecorder},
+		{o.detection, "detection", benchDetection},
+		{o.snooze, "snooze", benchSnooze},
+		{o.delivery, "delivery", benchDelivery},
+	} {
+		if !b.on {
+			continue
+		}
+		e.logf("%s: starting", b.name)
+		s, err := b.run(ctx, e, o)
 		if err != nil {
-			return fmt.Errorf("recorder: %w", err)
+			return fmt.Errorf("%s: %w", b.name, err)
 		}
 		results = append(results, s)
 	}
@@ -481,6 +507,7 @@ func measure(ctx context.Context, e *env, runs int, variants []*variant, before 
 type ratio struct {
 	name   string
 	value  float64
+	unit   string // empty: a ratio ("1.23x"); else an absolute figure in unit
 	target string // empty: informational
 	pass   bool
 }
@@ -492,6 +519,7 @@ type section struct {
 	variants []*variant
 	ratios   []ratio
 	plan     []string
+	planOf   string // what plan shows; defaults to the reference query
 }
 
 func opNames(k int) []string {
@@ -855,10 +883,14 @@ func report(w io.Writer, o *options, m *machine, sections []*section) error {
 		}
 		writeTable(&b, o.md, header, rows)
 		if len(s.plan) > 0 {
+			of := s.planOf
+			if of == "" {
+				of = "the reference query"
+			}
 			if o.md {
-				b.WriteString("\nEXPLAIN (ANALYZE, BUFFERS) of the reference query:\n\n```text\n")
+				fmt.Fprintf(&b, "\nEXPLAIN (ANALYZE, BUFFERS) of %s:\n\n```text\n", of)
 			} else {
-				b.WriteString("\nEXPLAIN (ANALYZE, BUFFERS) of the reference query:\n")
+				fmt.Fprintf(&b, "\nEXPLAIN (ANALYZE, BUFFERS) of %s:\n", of)
 			}
 			for _, l := range s.plan {
 				fmt.Fprintf(&b, "%s\n", l)
@@ -875,7 +907,11 @@ func report(w io.Writer, o *options, m *machine, sections []*section) error {
 					result = "PASS"
 				}
 			}
-			ratios = append(ratios, []string{r.name, fmt.Sprintf("%.2fx", r.value), target, result})
+			value := fmt.Sprintf("%.2fx", r.value)
+			if r.unit != "" {
+				value = fmtInt(int64(r.value+0.5)) + r.unit
+			}
+			ratios = append(ratios, []string{r.name, value, target, result})
 		}
 	}
 	if o.md {
@@ -922,8 +958,10 @@ func fmtDuration(d time.Duration) string {
 		return fmt.Sprintf("%.2f s", s)
 	case s >= 0.01:
 		return fmt.Sprintf("%.0f ms", s*1000)
-	default:
+	case s >= 0.001:
 		return fmt.Sprintf("%.1f ms", s*1000)
+	default:
+		return fmt.Sprintf("%.1f µs", s*1e6)
 	}
 }
 
