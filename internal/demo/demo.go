@@ -1,6 +1,7 @@
 // Package demo is the guided tour behind `pggit-monitor demo` and `make demo`:
-// synthetic traffic for a few operations, rolling baselines, and a regression
-// that moves one of them.
+// synthetic traffic for a few operations, rolling baselines, regressions that
+// raise alerts, a snooze, and delivery to local Slack- and Mattermost-style
+// sinks.
 package demo
 
 import (
@@ -51,8 +52,22 @@ func Run(ctx context.Context, pool *pgxpool.Pool, w io.Writer) error {
 		fmt.Fprintf(w, "applied %s (%s)\n", r.Name, r.Duration.Round(time.Millisecond))
 	}
 
-	client, err := monitor.New(pool, &monitor.Config{Logger: discard()})
+	keys, note, err := demoKeyRing()
 	if err != nil {
+		return err
+	}
+	client, err := monitor.New(pool, &monitor.Config{Logger: discard(), KeyRing: keys})
+	if err != nil {
+		return err
+	}
+
+	step("Routing alerts to local Slack- and Mattermost-style sinks (webhook URLs encrypted at rest, %s)", note)
+	sinks, err := startSinks()
+	if err != nil {
+		return err
+	}
+	defer sinks.close()
+	if err := sinks.register(ctx, client, w); err != nil {
 		return err
 	}
 
@@ -128,6 +143,11 @@ func Run(ctx context.Context, pool *pgxpool.Pool, w io.Writer) error {
 		return err
 	}
 	if err := printAlerts(ctx, w, client); err != nil {
+		return err
+	}
+
+	step("Delivering the queued notifications (dispatcher: claim, format, POST, record)")
+	if err := sinks.deliver(ctx, client, w); err != nil {
 		return err
 	}
 

@@ -15,7 +15,7 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func TestDemoRunsTheWholePipeline(t *testing.T) {
-	t.Parallel()
+	t.Setenv("PGGIT_WEBHOOK_KEYS", "") // the demo makes its own key
 	// An empty database: the demo migrates it itself, as it would on
 	// DATABASE_URL. Migration needs a search_path with a schema for goose's
 	// version table, so this pool keeps the default one.
@@ -36,6 +36,12 @@ func TestDemoRunsTheWholePipeline(t *testing.T) {
 	require.Regexp(t, `merge_branches +THRESHOLD_EXCEEDED +CRITICAL +\d+ `, s)
 	require.Regexp(t, `get_history +THRESHOLD_EXCEEDED +WARNING +\d+ .* yes \(snooze 1\)`, s)
 	require.Contains(t, s, "2 updated, 3 unchanged")
+	// Delivered to the local sinks; the snoozed alert is not; the forced 503 is retried.
+	require.Regexp(t, `webhook \d+: slack "demo-slack" -> #pgit-alerts, key demo`, s)
+	require.Contains(t, s, "sent 2, retried 1, dead 0")
+	require.Regexp(t, `slack received 1 alerts:\n  \[danger\] CRITICAL THRESHOLD_EXCEEDED: merge_branches`, s)
+	require.Regexp(t, `mattermost received 1 alerts:\n  \[#FF0000\] CRITICAL THRESHOLD_EXCEEDED: merge_branches`, s)
+	require.NotContains(t, s, "/slack/services/T000/B000/demo") // the webhook URL is never printed
 
 	// Run again on the same database: already migrated, and still coherent.
 	out.Reset()
