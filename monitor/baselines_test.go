@@ -2,7 +2,6 @@ package monitor_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pggit/pggit-monitor/gen"
@@ -570,6 +568,3 @@ func TestEveryFunctionPinsSearchPath(t *testing.T) {
 	require.NoError(t, rows.Err())
 	require.Empty(t, bad, "functions without a pinned search_path")
 }
-
-var _ = errors.New
-var _ *pgconn.PgError

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -92,5 +91,3 @@ func requirePgError(t *testing.T, err error, code string, fragments ...string) *
 	}
 	return pgErr
 }
-
-var _ = pgx.ErrNoRows

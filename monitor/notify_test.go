@@ -2,7 +2,6 @@ package monitor_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"flag"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -374,6 +372,3 @@ func deref[T any](p *T) T {
 	}
 	return *p
 }
-
-var _ = context.Background
-var _ = strings.Contains

@@ -87,9 +87,7 @@ type Webhook struct {
 }
 
 func (p *WebhookParams) validate() error {
-	switch p.Type {
-	case WebhookSlack, WebhookMattermost, WebhookPagerDuty, WebhookEmail, WebhookGeneric:
-	default:
+	if !validWebhookType(p.Type) {
 		return argError("Type", "must be one of slack, mattermost, pagerduty, email, webhook, got %q", p.Type)
 	}
 	if strings.TrimSpace(p.Name) == "" || len(p.Name) > 100 {
