@@ -263,7 +263,7 @@ func TestCrashedDispatcherLosesNothing(t *testing.T) {
 	d := n.dispatcher(&monitor.DispatcherConfig{PollInterval: 20 * time.Millisecond, Lease: 5 * time.Second, RequestTimeout: 2 * time.Second})
 	require.Zero(t, n.runOnce(d), "the lease still holds")
 	require.NoError(t, d.Start(n.ctx))
-	require.Eventually(t, func() bool { return len(s.received()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(s.received()) == 1 }, 30*time.Second, 10*time.Millisecond)
 	require.NoError(t, d.Stop(n.ctx))
 	var body struct {
 		Count  int `json:"count"`
@@ -396,9 +396,9 @@ func TestNotifyWakesTheDispatcher(t *testing.T) {
 		var listening bool
 		_ = n.pool.QueryRow(n.ctx, `SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE 'LISTEN pggit_notifications%'`).Scan(&listening)
 		return listening
-	}, 10*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 10*time.Millisecond)
 	n.raise("op", "ANOMALY", "CRITICAL")
-	require.Eventually(t, func() bool { return len(s.received()) == 1 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return len(s.received()) == 1 }, 30*time.Second, 5*time.Millisecond)
 }
 
 func TestDeliveryLogsAndErrorsCarryNoSecrets(t *testing.T) {

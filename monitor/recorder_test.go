@@ -63,7 +63,7 @@ func TestRecorderFlushesOnSizeAndOnInterval(t *testing.T) {
 	}
 	require.Eventually(t, func() bool {
 		return e.count(`SELECT count(*) FROM pggit.performance_metrics WHERE operation_type = 'size'`) >= 200
-	}, 10*time.Second, 5*time.Millisecond)
+	}, 30*time.Second, 5*time.Millisecond)
 	require.NoError(t, bySize.Close(e.ctx))
 	require.EqualValues(t, 250, e.count(`SELECT count(*) FROM pggit.performance_metrics WHERE operation_type = 'size'`))
 
@@ -75,7 +75,7 @@ func TestRecorderFlushesOnSizeAndOnInterval(t *testing.T) {
 	}
 	require.Eventually(t, func() bool {
 		return e.count(`SELECT count(*) FROM pggit.performance_metrics WHERE operation_type = 'tick'`) == 5
-	}, 10*time.Second, 5*time.Millisecond)
+	}, 30*time.Second, 5*time.Millisecond)
 	require.NoError(t, byTime.Close(e.ctx))
 	require.EqualValues(t, 5, byTime.Stats().Written)
 
@@ -149,7 +149,7 @@ func TestRecorderRetriesWhileDatabaseIsDown(t *testing.T) {
 	for i := range 50 {
 		require.NoError(t, rec.Record("down", time.Duration(i+1)*time.Microsecond))
 	}
-	require.Eventually(t, func() bool { return rec.Stats().FlushErrors > 0 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return rec.Stats().FlushErrors > 0 }, 30*time.Second, 5*time.Millisecond)
 	require.Equal(t, 50, rec.Stats().Buffered) // kept, not dropped
 	require.Zero(t, rec.Stats().Dropped)
 
