@@ -368,12 +368,16 @@ func (d *Dispatcher) webhooks(ctx context.Context, batches []gen.NotificationBat
 	return out
 }
 
-// RunOnce makes one pass synchronously: it claims the batches due now (at
-// most 1000), delivers them, Concurrency at a time, records the outcomes, and
-// returns how many it handled. For tools and tests that do not run a
-// background dispatcher; a failed batch is retried by a later pass.
+// RunOnce makes one pass synchronously: it claims batches due now, delivers
+// them Concurrency at a time, records the outcomes, and returns how many it
+// handled. A pass claims no more than it can finish within its lease even if
+// every request times out (Concurrency x Lease/RequestTimeout), so another
+// dispatcher never takes over a batch that is merely waiting its turn. For
+// tools and tests that do not run a background dispatcher; a failed batch is
+// retried by a later pass.
 func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
-	batches, err := d.client.queries.ClaimNotificationBatches(ctx, d.cfg.Worker, 1000, int32(d.cfg.Lease/time.Second))
+	limit := min(d.cfg.Concurrency*int(d.cfg.Lease/d.cfg.RequestTimeout), 1000)
+	batches, err := d.client.queries.ClaimNotificationBatches(ctx, d.cfg.Worker, int32(limit), int32(d.cfg.Lease/time.Second))
 	if err != nil {
 		return 0, mapError(err)
 	}
