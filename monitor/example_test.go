@@ -81,3 +81,69 @@ func ExampleArgumentError() {
 	// p_lookback_days 22023
 	// p_lookback_days must be between 1 and 365, got 400
 }
+
+func ExampleClient_SnoozeAlerts() {
+	client, done := exampleClient()
+	defer done()
+	ctx := context.Background()
+
+	// Maintenance window: silence every alert type of one operation for two hours.
+	_, err := client.SnoozeAlerts(ctx, monitor.SnoozeParams{
+		OperationType: "merge_branches",
+		Duration:      2 * time.Hour,
+		Reason:        "Database maintenance window",
+	})
+	if err != nil {
+		panic(err)
+	}
+	for _, op := range []string{"merge_branches", "commit"} {
+		snoozed, err := client.IsAlertSnoozed(ctx, op, monitor.AlertThresholdExceeded)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(op, snoozed)
+	}
+	// Output:
+	// merge_branches true
+	// commit false
+}
+
+func ExampleClient_FormatAlertMessage() {
+	client, done := exampleClient()
+	defer done()
+	ctx := context.Background()
+	if err := client.SetRunbookBaseURL(ctx, "https://runbooks.example"); err != nil {
+		panic(err)
+	}
+
+	// A baseline with p99 = 10 ms, then a 55 ms sample: 5.5x, CRITICAL.
+	rec, err := client.NewRecorder(nil)
+	if err != nil {
+		panic(err)
+	}
+	for range 20 {
+		_ = rec.RecordSample(monitor.Sample{OperationType: "merge_branches", Duration: 10 * time.Millisecond, RecordedAt: time.Now().Add(-time.Hour)})
+	}
+	if err := rec.Close(ctx); err != nil {
+		panic(err)
+	}
+	if _, err := client.RecalculateAllBaselinesRolling(ctx, nil); err != nil {
+		panic(err)
+	}
+	if _, err := client.RecordSample(ctx, monitor.Sample{OperationType: "merge_branches", Duration: 55 * time.Millisecond}); err != nil {
+		panic(err)
+	}
+
+	alerts, err := client.ListAlerts(ctx, &monitor.AlertFilter{OpenOnly: true})
+	if err != nil {
+		panic(err)
+	}
+	msg, err := client.FormatAlertMessage(ctx, alerts[0].ID, monitor.FormatText)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(msg)
+	// Output:
+	// CRITICAL THRESHOLD_EXCEEDED: merge_branches took 55.00 ms, 5.50x its p99 of 10.00 ms (1 occurrence)
+	// Runbook: https://runbooks.example/threshold_exceeded.md
+}

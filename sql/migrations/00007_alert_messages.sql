@@ -21,16 +21,17 @@ DECLARE
 BEGIN
     SELECT s.setting_value INTO v_base FROM pggit.monitor_settings s WHERE s.setting_name = 'runbook_base_url';
     IF p_alert.actual_duration_microseconds IS NOT NULL AND p_alert.baseline_p99_microseconds IS NOT NULL THEN
-        v_summary := format('%s %s: %s took %s ms, %sx its p99 of %s ms (%s occurrences)',
+        v_summary := format('%s %s: %s took %s ms, %sx its p99 of %s ms (%s %s)',
             v_state, p_alert.alert_type, v_subject,
             round(p_alert.actual_duration_microseconds / 1000.0, 2),
             round(p_alert.violation_multiplier::numeric, 2),
             round((p_alert.baseline_p99_microseconds / 1000.0)::numeric, 2),
-            p_alert.occurrence_count);
+            p_alert.occurrence_count, CASE WHEN p_alert.occurrence_count = 1 THEN 'occurrence' ELSE 'occurrences' END);
     ELSE
-        v_summary := format('%s %s: %s: %s (%s occurrences)',
+        v_summary := format('%s %s: %s: %s (%s %s)',
             v_state, p_alert.alert_type, v_subject,
-            coalesce(p_alert.details ->> 'message', 'see details'), p_alert.occurrence_count);
+            coalesce(p_alert.details ->> 'message', 'see details'), p_alert.occurrence_count,
+            CASE WHEN p_alert.occurrence_count = 1 THEN 'occurrence' ELSE 'occurrences' END);
     END IF;
     RETURN jsonb_build_object(
         'alert_id', p_alert.alert_id,
