@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -283,7 +284,55 @@ func benchDelivery(ctx context.Context, e *env, o *options) (*section, error) {
 			}
 			return time.Since(start), nil
 		}}
-	variants := []*variant{delivered}
+	// Reference: the same 2,000 HTTP requests with the same bodies and the
+	// same concurrency, straight from memory: what the sink and the HTTP stack
+	// allow without any database work.
+	var bodies [][]byte
+	rawHTTP := &variant{name: "reference: the same 2,000 POSTs of pre-formatted batches, Concurrency 8, no database", samples: alerts,
+		run: func(ctx context.Context) (time.Duration, error) {
+			if bodies == nil {
+				for i := 0; i < alerts; i += 10 {
+					ids := make([]int64, 10)
+					for k := range ids {
+						ids[k] = int64(i + k + 1)
+					}
+					var msg string
+					if err := e.pool.QueryRow(ctx, `SELECT pggit.format_alert_batch(array_agg(alert_id ORDER BY alert_id), 'json')
+						FROM (SELECT alert_id FROM pggit.performance_alerts ORDER BY alert_id LIMIT 10 OFFSET $1) a`, i%1000).Scan(&msg); err != nil {
+						return 0, err
+					}
+					bodies = append(bodies, []byte(msg))
+				}
+			}
+			received.Store(0)
+			start := time.Now()
+			work := make(chan []byte)
+			var wg sync.WaitGroup
+			var failed atomic.Int64
+			for range 8 {
+				wg.Go(func() {
+					for b := range work {
+						resp, err := http.Post(sink.URL+"/hook", "application/json", bytes.NewReader(b))
+						if err != nil {
+							failed.Add(1)
+							continue
+						}
+						_, _ = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+				})
+			}
+			for _, b := range bodies {
+				work <- b
+			}
+			close(work)
+			wg.Wait()
+			if failed.Load() > 0 {
+				return 0, fmt.Errorf("%d requests failed", failed.Load())
+			}
+			return time.Since(start), nil
+		}}
+	variants := []*variant{delivered, rawHTTP}
 	if err := measure(ctx, e, o.runs, variants, nil); err != nil {
 		return nil, err
 	}
@@ -340,6 +389,7 @@ func benchDelivery(ctx context.Context, e *env, o *options) (*section, error) {
 	latency99 := &variant{name: "batching off: alert insert to receipt, p99 (polling every 5 s: NOTIFY does the waking)", times: []time.Duration{p99}}
 
 	rate := delivered.rate()
+	vsHTTP := rate / rawHTTP.rate()
 	return &section{
 		title: "Notification delivery (dispatcher to a local HTTP sink)",
 		notes: []string{
@@ -347,8 +397,9 @@ func benchDelivery(ctx context.Context, e *env, o *options) (*section, error) {
 			"Each batch costs: the claim (FOR UPDATE SKIP LOCKED, shared by up to 1,000 batches), decrypting the webhook, formatting the batch in SQL, one HTTP POST, recording the outcome.",
 			"Latency: batch size 1, timeout 0; alerts raised one every 10 ms into a started dispatcher; the sink timestamps each arrival.",
 		},
-		variants: []*variant{delivered, latency, latency99},
+		variants: []*variant{delivered, rawHTTP, latency, latency99},
 		ratios: []ratio{
+			{name: "dispatcher / bare HTTP POSTs of the same batches (throughput)", value: vsHTTP},
 			{name: "delivered alerts per second (batching on)", value: rate, unit: "/s", target: fmt.Sprintf(">= %s/s", fmtInt(int64(targetDelivered))), pass: rate >= targetDelivered},
 			{name: "insert-to-receipt p99, batching off", value: float64(p99) / float64(time.Millisecond), unit: " ms", target: fmt.Sprintf("< %d ms", targetLatencyP99/time.Millisecond), pass: p99 < targetLatencyP99},
 		},
