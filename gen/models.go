@@ -209,6 +209,17 @@ type Route struct {
 	CreatedAt   time.Time `json:"created_at"`
 }
 
+type ScheduledJob struct {
+	JobName        string     `json:"job_name"`
+	PeriodSeconds  int32      `json:"period_seconds"`
+	LastStartedAt  *time.Time `json:"last_started_at"`
+	LastFinishedAt *time.Time `json:"last_finished_at"`
+	LastStatus     *string    `json:"last_status"`
+	LastError      *string    `json:"last_error"`
+	LastWorker     *string    `json:"last_worker"`
+	Runs           int64      `json:"runs"`
+}
+
 type Snooze struct {
 	SnoozeID      int64      `json:"snooze_id"`
 	OperationType string     `json:"operation_type"`

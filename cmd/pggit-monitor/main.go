@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
@@ -37,6 +38,8 @@ Commands:
   demo                      the whole pipeline on a throwaway database (or DATABASE_URL)
   migrate up|down|down-to N|status
                             apply or roll back the pggit schema
+  run                       the worker: notification dispatcher + scheduler
+                            (daily recalculation, sample retention) until SIGTERM
   recalc                    recalculate every rolling baseline now
   baselines                 list the active baselines
 
@@ -69,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdDemo(ctx, args[1:], stdout, stderr)
 	case "migrate":
 		return cmdMigrate(ctx, args[1:], stdout, stderr)
+	case "run":
+		return cmdRun(ctx, args[1:], stdout, stderr)
 	case "recalc":
 		return cmdRecalc(ctx, args[1:], stdout, stderr)
 	case "baselines":
@@ -200,6 +205,52 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(res) == 0 {
 		fmt.Fprintln(stdout, "nothing to do")
 	}
+	return nil
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", "run [flags]", stderr)
+	recalcEvery := fs.Duration("recalc-interval", monitor.DefaultRecalcInterval, "how often baselines are recalculated")
+	retention := fs.Duration("retention", monitor.DefaultRetention, "how long samples are kept")
+	retentionEvery := fs.Duration("retention-interval", monitor.DefaultRetentionInterval, "how often old samples are deleted")
+	concurrency := fs.Int("concurrency", monitor.DefaultDispatcherConcurrency, "deliveries at once")
+	poll := fs.Duration("poll-interval", monitor.DefaultDispatcherPollInterval, "dispatcher polling fallback (LISTEN/NOTIFY wakes it sooner)")
+	pagerduty := fs.String("pagerduty-url", monitor.DefaultPagerDutyURL, "PagerDuty Events API v2 endpoint")
+	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight deliveries may finish")
+	name := fs.String("name", "", "worker name in leases and logs (default <hostname>-<pid>-<random>)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	pool, err := connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	client, err := monitor.New(pool, &monitor.Config{Logger: logger})
+	if err != nil {
+		return err
+	}
+	w, err := client.NewWorker(&monitor.WorkerConfig{
+		Dispatcher:     &monitor.DispatcherConfig{Worker: *name, Concurrency: *concurrency, PollInterval: *poll, PagerDutyURL: *pagerduty},
+		RecalcInterval: *recalcEvery, Retention: *retention, RetentionInterval: *retentionEvery,
+	})
+	if err != nil {
+		return err
+	}
+	if err := w.Start(ctx); err != nil {
+		return err
+	}
+	logger.Info("pggit-monitor worker running; SIGTERM or Ctrl-C drains and stops")
+	<-ctx.Done()
+	logger.Info("pggit-monitor worker stopping: draining in-flight deliveries", slog.Duration("timeout", *drain))
+	dctx, cancel := context.WithTimeout(context.Background(), *drain)
+	defer cancel()
+	if err := w.Stop(dctx); err != nil {
+		return fmt.Errorf("drain: %w (undelivered batches go back to the queue)", err)
+	}
+	st := w.Dispatcher().Stats()
+	logger.Info("pggit-monitor worker stopped", slog.Uint64("sent", st.Sent), slog.Uint64("retried", st.Retried), slog.Uint64("dead", st.Dead))
 	return nil
 }
 

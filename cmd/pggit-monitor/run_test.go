@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pggit/pggit-monitor/internal/pgtest"
+	"github.com/pggit/pggit-monitor/monitor"
+)
+
+// TestRunDrainsOnSIGTERM runs the real binary, makes it deliver an alert to a
+// sink that answers slowly, sends SIGTERM while the request is in flight, and
+// checks the delivery completes, is recorded, and the process exits 0.
+func TestRunDrainsOnSIGTERM(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	bin := filepath.Join(t.TempDir(), "pggit-monitor")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	dsn := pgtest.NewDB(t)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	keys := "k1:" + base64.StdEncoding.EncodeToString(key)
+	ring, err := monitor.ParseKeyRing(keys)
+	require.NoError(t, err)
+	pool, err := pgxpool.New(ctx, dsn)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	client, err := monitor.New(pool, &monitor.Config{KeyRing: ring, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+
+	inFlight := make(chan struct{}, 1)
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		inFlight <- struct{}{}
+		time.Sleep(500 * time.Millisecond) // still answering when SIGTERM arrives
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(sink.Close)
+	hook, err := client.StoreWebhook(ctx, monitor.WebhookParams{Type: monitor.WebhookSlack, Name: "s", Secret: monitor.Secret(sink.URL + "/hooks/T")})
+	require.NoError(t, err)
+	_, err = client.RouteAlerts(ctx, monitor.RouteParams{WebhookID: hook.ID, MinSeverity: monitor.SeverityInfo})
+	require.NoError(t, err)
+	require.NoError(t, client.SetBatchConfig(ctx, monitor.BatchConfig{WebhookType: monitor.WebhookSlack, Size: 10, MaxAttempts: 3}))
+
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "run", "-poll-interval", "50ms", "-name", "cli-worker")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn, monitor.EnvWebhookKeys+"="+keys)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	_, err = pool.Exec(ctx, `SELECT pggit.raise_alert('merge_branches', '', 'ANOMALY', 'CRITICAL')`)
+	require.NoError(t, err)
+	select {
+	case <-inFlight:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no delivery; worker output:\n%s", logs.String())
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait(), "exit status; output:\n%s", logs.String())
+	require.Equal(t, 0, cmd.ProcessState.ExitCode())
+
+	var status, worker string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT b.status, l.worker FROM pggit.notification_batch_queue b
+		JOIN pggit.alert_notification_log l USING (batch_id)`).Scan(&status, &worker))
+	require.Equal(t, "sent", status)
+	require.Equal(t, "cli-worker", worker)
+	require.Contains(t, logs.String(), "draining in-flight deliveries")
+	require.Contains(t, logs.String(), "sent=1")
+	require.NotContains(t, logs.String(), "/hooks/T")
+	// The scheduler ran its jobs once at start.
+	var jobs int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pggit.scheduled_jobs WHERE last_status = 'ok'`).Scan(&jobs))
+	require.Equal(t, 2, jobs)
+}

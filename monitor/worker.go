@@ -1,0 +1,222 @@
+package monitor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Defaults of WorkerConfig.
+const (
+	DefaultRecalcInterval    = 24 * time.Hour
+	DefaultRetention         = 30 * 24 * time.Hour
+	DefaultRetentionInterval = time.Hour
+	DefaultRetentionBatch    = 10_000
+	DefaultSchedulerTick     = time.Minute
+)
+
+// Scheduled job names (pggit.scheduled_jobs).
+const (
+	JobRecalculate = "recalculate_baselines"
+	JobRetention   = "sample_retention"
+)
+
+// WorkerConfig configures a Worker. A nil *WorkerConfig means all defaults.
+type WorkerConfig struct {
+	// Dispatcher configures the notification dispatcher. Its Worker name also
+	// names this worker in pggit.scheduled_jobs.
+	Dispatcher *DispatcherConfig
+	// RecalcInterval is how often baselines are recalculated. Defaults to
+	// DefaultRecalcInterval (daily).
+	RecalcInterval time.Duration
+	// Recalc are the options of the scheduled recalculation; its Reason is
+	// always ReasonScheduled.
+	Recalc *RecalculateOpts
+	// Retention is how long samples are kept. Defaults to DefaultRetention
+	// (30 days); at least the recalculation's lookback.
+	Retention time.Duration
+	// RetentionInterval is how often old samples are deleted. Defaults to
+	// DefaultRetentionInterval (hourly).
+	RetentionInterval time.Duration
+	// RetentionBatch bounds one DELETE, so retention never holds long locks.
+	// Defaults to DefaultRetentionBatch (10,000).
+	RetentionBatch int
+	// Tick is how often the scheduler looks for due jobs. Defaults to
+	// DefaultSchedulerTick (1 minute).
+	Tick time.Duration
+}
+
+// Worker is the long-lived process of pggit-monitor: the notification
+// dispatcher plus a scheduler that recalculates baselines and deletes old
+// samples. Several workers may share a database: each scheduled job is claimed
+// by one UPDATE that succeeds once per period (pggit.claim_scheduled_job), so it
+// runs once per period whichever worker claims it.
+type Worker struct {
+	client     *Client
+	cfg        WorkerConfig
+	recalc     RecalculateOpts
+	dispatcher *Dispatcher
+	name       string
+	logger     *slog.Logger
+
+	mu      sync.Mutex
+	running bool
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// NewWorker returns a Worker; Start runs it.
+func (c *Client) NewWorker(cfg *WorkerConfig) (*Worker, error) {
+	var v WorkerConfig
+	if cfg != nil {
+		v = *cfg
+	}
+	if v.RecalcInterval == 0 {
+		v.RecalcInterval = DefaultRecalcInterval
+	}
+	if v.Retention == 0 {
+		v.Retention = DefaultRetention
+	}
+	if v.RetentionInterval == 0 {
+		v.RetentionInterval = DefaultRetentionInterval
+	}
+	if v.RetentionBatch == 0 {
+		v.RetentionBatch = DefaultRetentionBatch
+	}
+	if v.Tick == 0 {
+		v.Tick = DefaultSchedulerTick
+	}
+	recalc := v.Recalc.withDefaults()
+	recalc.Reason = ReasonScheduled
+	switch {
+	case v.RecalcInterval < time.Second || v.RecalcInterval > 365*24*time.Hour:
+		return nil, argError("RecalcInterval", "must be between 1s and 365 days, got %s", v.RecalcInterval)
+	case v.RetentionInterval < time.Second || v.RetentionInterval > 365*24*time.Hour:
+		return nil, argError("RetentionInterval", "must be between 1s and 365 days, got %s", v.RetentionInterval)
+	case v.Retention < time.Duration(recalc.LookbackDays)*24*time.Hour:
+		return nil, argError("Retention", "must be at least the recalculation lookback (%d days), got %s", recalc.LookbackDays, v.Retention)
+	case v.RetentionBatch < 1 || v.RetentionBatch > 1_000_000:
+		return nil, argError("RetentionBatch", "must be between 1 and 1000000, got %d", v.RetentionBatch)
+	case v.Tick < time.Millisecond:
+		return nil, argError("Tick", "must be at least 1ms, got %s", v.Tick)
+	}
+	d, err := c.NewDispatcher(v.Dispatcher)
+	if err != nil {
+		return nil, err
+	}
+	return &Worker{client: c, cfg: v, recalc: recalc, dispatcher: d, name: d.cfg.Worker,
+		logger: c.logger.With(slog.String("worker", d.cfg.Worker))}, nil
+}
+
+// Dispatcher returns the worker's dispatcher (for its Stats).
+func (w *Worker) Dispatcher() *Dispatcher { return w.dispatcher }
+
+// Start runs the dispatcher and the scheduler in the background until Stop.
+func (w *Worker) Start(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.running {
+		return errors.New("pggit: worker already started")
+	}
+	if err := w.dispatcher.Start(ctx); err != nil {
+		return err
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	w.running, w.cancel, w.done = true, cancel, make(chan struct{})
+	go func() {
+		defer close(w.done)
+		w.schedule(sctx)
+	}()
+	return nil
+}
+
+// Stop stops the scheduler (a job in progress is cancelled and recorded as
+// failed) and drains the dispatcher's in-flight deliveries; see
+// Dispatcher.Stop.
+func (w *Worker) Stop(ctx context.Context) error {
+	w.mu.Lock()
+	if !w.running {
+		w.mu.Unlock()
+		return nil
+	}
+	w.running = false
+	w.mu.Unlock()
+	w.cancel()
+	<-w.done
+	return w.dispatcher.Stop(ctx)
+}
+
+func (w *Worker) schedule(ctx context.Context) {
+	ticker := time.NewTicker(w.cfg.Tick)
+	defer ticker.Stop()
+	for {
+		for _, job := range []string{JobRecalculate, JobRetention} {
+			if _, err := w.RunDueJob(ctx, job); err != nil && ctx.Err() == nil {
+				w.logger.Error("pggit: scheduled job failed", slog.String("job", job), slog.String("error", err.Error()))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// RunDueJob runs job (JobRecalculate or JobRetention) if its period has passed
+// since it last started on any worker, and reports whether it ran.
+func (w *Worker) RunDueJob(ctx context.Context, job string) (bool, error) {
+	period := w.cfg.RecalcInterval
+	run := w.runRecalc
+	switch job {
+	case JobRecalculate:
+	case JobRetention:
+		period, run = w.cfg.RetentionInterval, w.runRetention
+	default:
+		return false, argError("job", "must be %s or %s, got %q", JobRecalculate, JobRetention, job)
+	}
+	claimed, err := w.client.queries.ClaimScheduledJob(ctx, job, w.name, int32(period/time.Second))
+	if err != nil || !claimed {
+		return false, mapError(err)
+	}
+	jobErr := run(ctx)
+	var msg *string
+	if jobErr != nil {
+		m := jobErr.Error()
+		msg = &m
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := w.client.queries.FinishScheduledJob(fctx, job, w.name, msg); err != nil {
+		return true, errors.Join(jobErr, mapError(err))
+	}
+	return true, jobErr
+}
+
+func (w *Worker) runRecalc(ctx context.Context) error {
+	opts := w.recalc
+	_, err := w.client.RecalculateAllBaselinesRolling(ctx, &opts)
+	return err
+}
+
+// runRetention deletes samples older than Retention in batches of
+// RetentionBatch, each in its own transaction.
+func (w *Worker) runRetention(ctx context.Context) error {
+	before := time.Now().Add(-w.cfg.Retention)
+	total := 0
+	for {
+		n, err := w.client.queries.DeleteOldSamples(ctx, before, int32(w.cfg.RetentionBatch))
+		if err != nil {
+			return fmt.Errorf("retention after %d samples: %w", total, mapError(err))
+		}
+		total += int(n)
+		if int(n) < w.cfg.RetentionBatch {
+			break
+		}
+	}
+	w.logger.Info("pggit: old samples deleted", slog.Int("samples", total), slog.Time("before", before))
+	return nil
+}

@@ -1,0 +1,11 @@
+-- name: ClaimScheduledJob :one
+SELECT pggit.claim_scheduled_job(sqlc.arg(job_name)::text, sqlc.arg(worker)::text, sqlc.arg(period_seconds)::integer)::boolean AS claimed;
+
+-- name: FinishScheduledJob :exec
+SELECT pggit.finish_scheduled_job(sqlc.arg(job_name)::text, sqlc.arg(worker)::text, sqlc.narg(error_message)::text);
+
+-- name: DeleteOldSamples :one
+SELECT pggit.delete_old_samples(sqlc.arg(before)::timestamptz, sqlc.arg(batch)::integer)::integer AS deleted;
+
+-- name: ListScheduledJobs :many
+SELECT * FROM pggit.scheduled_jobs ORDER BY job_name;
