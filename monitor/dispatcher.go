@@ -77,6 +77,23 @@ type DispatcherConfig struct {
 	// SMTPTLSConfig verifies SMTP servers (STARTTLS and smtps). Defaults to
 	// the system roots.
 	SMTPTLSConfig *tls.Config
+	// OnDelivery, when set, is called after every delivery attempt has been
+	// recorded (from the delivering goroutine; keep it fast). Metrics hook
+	// in here.
+	OnDelivery func(DeliveryEvent)
+}
+
+// DeliveryEvent describes one delivery attempt of a batch.
+type DeliveryEvent struct {
+	BatchID     int64
+	WebhookID   int64
+	WebhookType string // empty when the webhook could not be read
+	// Outcome is "sent", "retry" or "dead" (after the last attempt, a retry is dead).
+	Outcome    string
+	Alerts     int
+	Attempt    int
+	HTTPStatus int // 0 when none
+	Latency    time.Duration
 }
 
 func (c *DispatcherConfig) validate() (DispatcherConfig, error) {
@@ -427,6 +444,20 @@ func (d *Dispatcher) deliver(ctx context.Context, b gen.NotificationBatch, hook 
 		HttpStatus: res.httpStatus, SmtpReply: res.smtpReply, LatencyMs: latency,
 		Error: errText, RetryAt: retryAt,
 	})
+	if d.cfg.OnDelivery != nil && err == nil && ok {
+		ev := DeliveryEvent{BatchID: b.BatchID, WebhookID: b.WebhookID, Outcome: res.outcome, Alerts: int(b.ItemCount),
+			Attempt: int(b.Attempts), Latency: time.Duration(latency * float64(time.Millisecond))}
+		if hook.w != nil {
+			ev.WebhookType = hook.w.Type
+		}
+		if res.outcome == "retry" && b.Attempts >= b.MaxAttempts {
+			ev.Outcome = "dead"
+		}
+		if res.httpStatus != nil {
+			ev.HTTPStatus = int(*res.httpStatus)
+		}
+		d.cfg.OnDelivery(ev)
+	}
 	attrs := []any{slog.Int64("batch_id", b.BatchID), slog.Int64("webhook_id", b.WebhookID),
 		slog.Int("attempt", int(b.Attempts)), slog.Int("alerts", int(b.ItemCount))}
 	switch {

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -22,11 +24,15 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pggit/pggit-monitor/internal/demo"
 	"github.com/pggit/pggit-monitor/internal/pgserver"
 	"github.com/pggit/pggit-monitor/migrate"
 	"github.com/pggit/pggit-monitor/monitor"
+	"github.com/pggit/pggit-monitor/monitor/metrics"
 )
 
 const usage = `pggit-monitor: performance baselines and regression alerts for PostgreSQL operations
@@ -218,6 +224,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	pagerduty := fs.String("pagerduty-url", monitor.DefaultPagerDutyURL, "PagerDuty Events API v2 endpoint")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight deliveries may finish")
 	name := fs.String("name", "", "worker name in leases and logs (default <hostname>-<pid>-<random>)")
+	metricsAddr := fs.String("metrics-addr", ":9187", "address of the Prometheus /metrics endpoint (empty: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -231,12 +238,28 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	m := metrics.New(pool, &metrics.Options{Logger: logger})
 	w, err := client.NewWorker(&monitor.WorkerConfig{
-		Dispatcher:     &monitor.DispatcherConfig{Worker: *name, Concurrency: *concurrency, PollInterval: *poll, PagerDutyURL: *pagerduty},
+		Dispatcher: &monitor.DispatcherConfig{Worker: *name, Concurrency: *concurrency, PollInterval: *poll,
+			PagerDutyURL: *pagerduty, OnDelivery: m.ObserveDelivery},
 		RecalcInterval: *recalcEvery, Retention: *retention, RetentionInterval: *retentionEvery,
 	})
 	if err != nil {
 		return err
+	}
+	if *metricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		ln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics endpoint: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		logger.Info("serving Prometheus metrics", slog.String("addr", ln.Addr().String()), slog.String("path", "/metrics"))
 	}
 	if err := w.Start(ctx); err != nil {
 		return err

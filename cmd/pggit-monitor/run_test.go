@@ -7,11 +7,13 @@ import (
 	"encoding/base64"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +28,23 @@ import (
 // TestRunDrainsOnSIGTERM runs the real binary, makes it deliver an alert to a
 // sink that answers slowly, sends SIGTERM while the request is in flight, and
 // checks the delivery completes, is recorded, and the process exits 0.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 func TestRunDrainsOnSIGTERM(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -60,8 +79,12 @@ func TestRunDrainsOnSIGTERM(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, client.SetBatchConfig(ctx, monitor.BatchConfig{WebhookType: monitor.WebhookSlack, Size: 10, MaxAttempts: 3}))
 
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "run", "-poll-interval", "50ms", "-name", "cli-worker")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	metricsAddr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	var logs syncBuffer
+	cmd := exec.Command(bin, "run", "-poll-interval", "50ms", "-name", "cli-worker", "-metrics-addr", metricsAddr)
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn, monitor.EnvWebhookKeys+"="+keys)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	require.NoError(t, cmd.Start())
@@ -74,6 +97,20 @@ func TestRunDrainsOnSIGTERM(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("no delivery; worker output:\n%s", logs.String())
 	}
+	// The worker serves its metrics while it runs.
+	var scraped string
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		scraped = string(b)
+		return resp.StatusCode == http.StatusOK
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Contains(t, scraped, `pggit_alerts_open{severity="CRITICAL",type="ANOMALY"} 1`)
+	require.Contains(t, scraped, "go_goroutines")
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, cmd.Wait(), "exit status; output:\n%s", logs.String())
 	require.Equal(t, 0, cmd.ProcessState.ExitCode())
