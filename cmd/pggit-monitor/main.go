@@ -48,6 +48,11 @@ Commands:
                             (daily recalculation, sample retention) until SIGTERM
   recalc                    recalculate every rolling baseline now
   baselines                 list the active baselines
+  alerts list|ack|resolve   look at and act on alerts
+  snooze add|list|cancel    silence alerts for a while (recorded, not notified)
+  webhook add|list|test|rotate-keys
+                            notification channels (secrets encrypted with the
+                            key ring in PGGIT_WEBHOOK_KEYS or PGGIT_WEBHOOK_KEYS_FILE)
 
 Database: DATABASE_URL, or the PG* environment variables.
 Run 'pggit-monitor <command> -h' for a command's flags.
@@ -84,6 +89,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdRecalc(ctx, args[1:], stdout, stderr)
 	case "baselines":
 		return cmdBaselines(ctx, args[1:], stdout, stderr)
+	case "alerts":
+		return cmdAlerts(ctx, args[1:], stdout, stderr)
+	case "snooze":
+		return cmdSnooze(ctx, args[1:], stdout, stderr)
+	case "webhook":
+		return cmdWebhook(ctx, args[1:], stdin, stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", args[0])
@@ -295,18 +306,15 @@ func cmdRecalc(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case *maxExec == 0:
 		return errors.New("-max-execution must be between 1s and 24h, got 0s")
 	}
-	pool, err := connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	client, err := monitor.New(pool, &monitor.Config{})
-	if err != nil {
-		return err
-	}
-	res, err := client.RecalculateAllBaselinesRolling(ctx, &monitor.RecalculateOpts{
-		LookbackDays: *lookback, MinSamples: *minSamples, Force: *force, MaxExecution: *maxExec,
+	return withClient(ctx, func(client *monitor.Client) error {
+		return recalc(ctx, client, &monitor.RecalculateOpts{
+			LookbackDays: *lookback, MinSamples: *minSamples, Force: *force, MaxExecution: *maxExec,
+		}, stdout)
 	})
+}
+
+func recalc(ctx context.Context, client *monitor.Client, opts *monitor.RecalculateOpts, stdout io.Writer) error {
+	res, err := client.RecalculateAllBaselinesRolling(ctx, opts)
 	if res != nil {
 		e := res.Execution
 		fmt.Fprintf(stdout, "run %d: %s in %s\n", e.ID, e.Status, e.Duration.Round(time.Microsecond))
@@ -326,16 +334,13 @@ func cmdBaselines(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	pool, err := connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	client, err := monitor.New(pool, &monitor.Config{})
-	if err != nil {
-		return err
-	}
-	bs, err := client.Baselines(ctx, *op)
+	return withClient(ctx, func(client *monitor.Client) error {
+		return printBaselines(ctx, client, *op, stdout)
+	})
+}
+
+func printBaselines(ctx context.Context, client *monitor.Client, op string, stdout io.Writer) error {
+	bs, err := client.Baselines(ctx, op)
 	if err != nil {
 		return err
 	}
@@ -349,6 +354,15 @@ func cmdBaselines(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 var flagErrHelp = flag.ErrHelp
+
+// stdin is where -secret-stdin reads; tests replace it.
+var stdin io.Reader = os.Stdin
+
+// quietLogger logs warnings and errors to standard error: commands print
+// their own results.
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
 
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
