@@ -82,6 +82,13 @@ func TestCLIAlertsSnoozesAndWebhooks(t *testing.T) {
 	_, err = runCLI(t, "alerts", "list", "-severity", "LOUD")
 	require.ErrorContains(t, err, "Severity must be one of CRITICAL, WARNING, INFO")
 
+	// Status: the dashboard views as tables.
+	out, err = runCLI(t, "status")
+	require.NoError(t, err)
+	for _, want := range []string{"== System health", "open_alerts", "== Open alerts", "commit", "== Performance trend", "== Notification queues", "== Recalculation health"} {
+		require.Contains(t, out, want)
+	}
+
 	// Webhooks: the secret never goes on the command line.
 	var got []string
 	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -48,6 +48,7 @@ Commands:
                             (daily recalculation, sample retention) until SIGTERM
   recalc                    recalculate every rolling baseline now
   baselines                 list the active baselines
+  status                    health, open alerts, hourly trend and queues (the dashboard views)
   alerts list|ack|resolve   look at and act on alerts
   snooze add|list|cancel    silence alerts for a while (recorded, not notified)
   webhook add|list|test|rotate-keys
@@ -89,6 +90,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdRecalc(ctx, args[1:], stdout, stderr)
 	case "baselines":
 		return cmdBaselines(ctx, args[1:], stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, args[1:], stdout, stderr)
 	case "alerts":
 		return cmdAlerts(ctx, args[1:], stdout, stderr)
 	case "snooze":
