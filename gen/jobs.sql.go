@@ -73,3 +73,14 @@ func (q *Queries) ListScheduledJobs(ctx context.Context) ([]ScheduledJob, error)
 	}
 	return items, nil
 }
+
+const rollupPerformanceHours = `-- name: RollupPerformanceHours :one
+SELECT pggit.rollup_performance_hours()::integer AS hours
+`
+
+func (q *Queries) RollupPerformanceHours(ctx context.Context) (int32, error) {
+	row := q.db.QueryRow(ctx, rollupPerformanceHours)
+	var hours int32
+	err := row.Scan(&hours)
+	return hours, err
+}

@@ -7,6 +7,8 @@ package gen
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type Alert struct {
@@ -161,6 +163,181 @@ type OperationType struct {
 	CreatedAt                time.Time `json:"created_at"`
 	UpdatedAt                time.Time `json:"updated_at"`
 	CriticalMultiplier       float64   `json:"critical_multiplier"`
+}
+
+type PggitPerformanceHourly struct {
+	OperationType string    `json:"operation_type"`
+	Scope         string    `json:"scope"`
+	Hour          time.Time `json:"hour"`
+	Samples       int64     `json:"samples"`
+	AvgMs         float64   `json:"avg_ms"`
+	P99Ms         float64   `json:"p99_ms"`
+	MaxMs         float64   `json:"max_ms"`
+	RolledAt      time.Time `json:"rolled_at"`
+}
+
+type PggitVAlertDeliverySuccessRate struct {
+	WebhookID      int64          `json:"webhook_id"`
+	WebhookType    string         `json:"webhook_type"`
+	Name           string         `json:"name"`
+	Attempts       int64          `json:"attempts"`
+	Sent           int64          `json:"sent"`
+	Retried        int64          `json:"retried"`
+	Dead           int64          `json:"dead"`
+	SuccessRatePct pgtype.Numeric `json:"success_rate_pct"`
+	AvgLatencyMs   float64        `json:"avg_latency_ms"`
+	P95LatencyMs   float64        `json:"p95_latency_ms"`
+	LastAttemptAt  interface{}    `json:"last_attempt_at"`
+	LastError      *string        `json:"last_error"`
+}
+
+type PggitVAlertFrequencyByOperation struct {
+	OperationType  string      `json:"operation_type"`
+	Scope          string      `json:"scope"`
+	Alerts30d      int64       `json:"alerts_30d"`
+	Alerts7d       int64       `json:"alerts_7d"`
+	Alerts1d       int64       `json:"alerts_1d"`
+	Critical30d    int64       `json:"critical_30d"`
+	Warning30d     int64       `json:"warning_30d"`
+	OpenNow        int64       `json:"open_now"`
+	Occurrences30d int64       `json:"occurrences_30d"`
+	LastSeenAt     interface{} `json:"last_seen_at"`
+	BaselineP99Ms  int32       `json:"baseline_p99_ms"`
+}
+
+type PggitVAlertResponseSla struct {
+	Severity              string         `json:"severity"`
+	SlaMinutes            int32          `json:"sla_minutes"`
+	Alerts                int64          `json:"alerts"`
+	Acknowledged          int64          `json:"acknowledged"`
+	AcknowledgedWithinSla int64          `json:"acknowledged_within_sla"`
+	Judged                int64          `json:"judged"`
+	SlaCompliancePct      pgtype.Numeric `json:"sla_compliance_pct"`
+	MedianAckSeconds      float64        `json:"median_ack_seconds"`
+	P95AckSeconds         float64        `json:"p95_ack_seconds"`
+	BreachingNow          int64          `json:"breaching_now"`
+}
+
+type PggitVBaselineChangeImpact struct {
+	OperationType       string      `json:"operation_type"`
+	Scope               string      `json:"scope"`
+	Changes30d          int64       `json:"changes_30d"`
+	MajorChanges30d     int64       `json:"major_changes_30d"`
+	Improvements        int64       `json:"improvements"`
+	Degradations        int64       `json:"degradations"`
+	AvgPercentChange    float64     `json:"avg_percent_change"`
+	MaxAbsPercentChange interface{} `json:"max_abs_percent_change"`
+	LastChangeAt        interface{} `json:"last_change_at"`
+	CurrentP99Ms        int32       `json:"current_p99_ms"`
+}
+
+type PggitVBaselineRecalcExecutionHealth struct {
+	Runs7d         int64          `json:"runs_7d"`
+	Succeeded7d    int64          `json:"succeeded_7d"`
+	SuccessRatePct pgtype.Numeric `json:"success_rate_pct"`
+	AvgDurationMs  float64        `json:"avg_duration_ms"`
+	MaxDurationMs  interface{}    `json:"max_duration_ms"`
+	LastRunAt      *time.Time     `json:"last_run_at"`
+	LastStatus     *string        `json:"last_status"`
+	LastSuccessAt  interface{}    `json:"last_success_at"`
+	Health         string         `json:"health"`
+}
+
+type PggitVBaselineRecalcHealth struct {
+	Day                 pgtype.Interval `json:"day"`
+	Runs                int64           `json:"runs"`
+	Succeeded           int64           `json:"succeeded"`
+	Partial             int64           `json:"partial"`
+	TimedOut            int64           `json:"timed_out"`
+	Failed              int64           `json:"failed"`
+	AvgDurationMs       *float64        `json:"avg_duration_ms"`
+	MaxDurationMs       interface{}     `json:"max_duration_ms"`
+	BaselinesChanged    int64           `json:"baselines_changed"`
+	AvgAbsPercentChange *float64        `json:"avg_abs_percent_change"`
+	Improvements        int64           `json:"improvements"`
+	Degradations        int64           `json:"degradations"`
+}
+
+type PggitVCompleteSystemOverview struct {
+	OperationType        string     `json:"operation_type"`
+	Scope                string     `json:"scope"`
+	Category             *string    `json:"category"`
+	IsTracked            bool       `json:"is_tracked"`
+	BaselineSamples      *int64     `json:"baseline_samples"`
+	BaselineP50Ms        int32      `json:"baseline_p50_ms"`
+	BaselineP99Ms        int32      `json:"baseline_p99_ms"`
+	BaselineCalculatedAt *time.Time `json:"baseline_calculated_at"`
+	SamplesLastHour      int64      `json:"samples_last_hour"`
+	OpenAlerts           int64      `json:"open_alerts"`
+	WorstOpenSeverity    string     `json:"worst_open_severity"`
+	ThresholdSnoozed     bool       `json:"threshold_snoozed"`
+}
+
+type PggitVMonitoringDashboardFreshness struct {
+	Source       string      `json:"source"`
+	LastUpdateAt interface{} `json:"last_update_at"`
+	Age          int32       `json:"age"`
+}
+
+type PggitVMonitoringSystemHealth struct {
+	OpenAlerts                     int64       `json:"open_alerts"`
+	OpenCritical                   int64       `json:"open_critical"`
+	OpenWarning                    int64       `json:"open_warning"`
+	OpenUnacknowledged             int64       `json:"open_unacknowledged"`
+	AlertsLastHour                 int64       `json:"alerts_last_hour"`
+	AlertsLastDay                  int64       `json:"alerts_last_day"`
+	TrackedOperations              int64       `json:"tracked_operations"`
+	ActiveBaselines                int64       `json:"active_baselines"`
+	StaleBaselines                 int64       `json:"stale_baselines"`
+	SamplesLastHour                int64       `json:"samples_last_hour"`
+	LastRecalcAt                   interface{} `json:"last_recalc_at"`
+	LastRecalcStatus               string      `json:"last_recalc_status"`
+	NotificationBatchesPending     int64       `json:"notification_batches_pending"`
+	NotificationBatchesRetrying    int64       `json:"notification_batches_retrying"`
+	NotificationBatchesDeadLastDay int64       `json:"notification_batches_dead_last_day"`
+	WebhooksEnabled                int64       `json:"webhooks_enabled"`
+	WebhooksFailingTest            int64       `json:"webhooks_failing_test"`
+	ActiveSnoozes                  int64       `json:"active_snoozes"`
+	GeneratedAt                    interface{} `json:"generated_at"`
+}
+
+type PggitVNotificationQueueHealth struct {
+	WebhookID            int64       `json:"webhook_id"`
+	WebhookType          string      `json:"webhook_type"`
+	Name                 string      `json:"name"`
+	Enabled              bool        `json:"enabled"`
+	TestStatus           string      `json:"test_status"`
+	BatchesWaiting       int64       `json:"batches_waiting"`
+	BatchesSending       int64       `json:"batches_sending"`
+	BatchesRetrying      int64       `json:"batches_retrying"`
+	BatchesDead          int64       `json:"batches_dead"`
+	NotificationsPending interface{} `json:"notifications_pending"`
+	OldestPendingAge     int32       `json:"oldest_pending_age"`
+	AvgAttempts          float64     `json:"avg_attempts"`
+}
+
+type PggitVOperationPerformanceTrend struct {
+	OperationType string    `json:"operation_type"`
+	Scope         string    `json:"scope"`
+	Hour          time.Time `json:"hour"`
+	Samples       int64     `json:"samples"`
+	AvgMs         float64   `json:"avg_ms"`
+	P99Ms         float64   `json:"p99_ms"`
+	BaselineP99Ms int32     `json:"baseline_p99_ms"`
+	P99Ratio      int32     `json:"p99_ratio"`
+	Status        string    `json:"status"`
+}
+
+type PggitVSnoozedAlertsAudit struct {
+	SnoozeID       int64     `json:"snooze_id"`
+	OperationType  string    `json:"operation_type"`
+	AlertType      string    `json:"alert_type"`
+	CreatedBy      string    `json:"created_by"`
+	SnoozeReason   *string   `json:"snooze_reason"`
+	CreatedAt      time.Time `json:"created_at"`
+	SnoozeUntil    time.Time `json:"snooze_until"`
+	Remaining      int32     `json:"remaining"`
+	AlertsSilenced int64     `json:"alerts_silenced"`
 }
 
 type RecalcExecution struct {

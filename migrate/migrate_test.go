@@ -41,6 +41,8 @@ SELECT string_agg(line, E'\n' ORDER BY line) FROM (
   SELECT 'fn ' || pg_get_functiondef(p.oid)
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'pggit'
   UNION ALL
+  SELECT 'view ' || viewname || ' ' || definition FROM pg_views WHERE schemaname = 'pggit'
+  UNION ALL
   SELECT 'trg ' || pg_get_triggerdef(t.oid)
     FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE n.nspname = 'pggit' AND NOT t.tgisinternal

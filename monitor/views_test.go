@@ -155,6 +155,18 @@ func TestDashboardViews(t *testing.T) {
 	require.EqualValues(t, 10, trend["a@main"]["samples"])
 	require.Equal(t, "NO_BASELINE", trend["b@"]["status"])
 
+	// The hourly rollup gives the same answer as computing from the samples.
+	var rolled int
+	require.NoError(t, e.pool.QueryRow(e.ctx, `SELECT pggit.rollup_performance_hours(now() + interval '1 hour')`).Scan(&rolled))
+	require.Equal(t, 3, rolled)
+	for _, r := range e.rowsOf(`SELECT * FROM pggit.v_operation_performance_trend`) {
+		live := trend[r["operation_type"].(string)+"@"+r["scope"].(string)]
+		require.Equal(t, live["samples"], r["samples"])
+		require.InDelta(t, live["p99_ms"], r["p99_ms"], 1e-9)
+		require.Equal(t, live["status"], r["status"])
+	}
+	require.Len(t, e.rowsOf(`SELECT * FROM pggit.v_operation_performance_trend`), 3)
+
 	freq := e.rowsOf(`SELECT * FROM pggit.v_alert_frequency_by_operation WHERE operation_type IN ('a', 'c1') ORDER BY operation_type`)
 	require.Len(t, freq, 2)
 	require.EqualValues(t, 1, freq[0]["alerts_30d"])

@@ -16,12 +16,14 @@ const (
 	DefaultRetentionInterval = time.Hour
 	DefaultRetentionBatch    = 10_000
 	DefaultSchedulerTick     = time.Minute
+	DefaultRollupInterval    = 5 * time.Minute
 )
 
 // Scheduled job names (pggit.scheduled_jobs).
 const (
 	JobRecalculate = "recalculate_baselines"
 	JobRetention   = "sample_retention"
+	JobRollup      = "hourly_rollup"
 )
 
 // WorkerConfig configures a Worker. A nil *WorkerConfig means all defaults.
@@ -44,14 +46,18 @@ type WorkerConfig struct {
 	// RetentionBatch bounds one DELETE, so retention never holds long locks.
 	// Defaults to DefaultRetentionBatch (10,000).
 	RetentionBatch int
+	// RollupInterval is how often the hourly rollup behind
+	// v_operation_performance_trend is refreshed. Defaults to
+	// DefaultRollupInterval (5 minutes).
+	RollupInterval time.Duration
 	// Tick is how often the scheduler looks for due jobs. Defaults to
 	// DefaultSchedulerTick (1 minute).
 	Tick time.Duration
 }
 
 // Worker is the long-lived process of pggit-monitor: the notification
-// dispatcher plus a scheduler that recalculates baselines and deletes old
-// samples. Several workers may share a database: each scheduled job is claimed
+// dispatcher plus a scheduler that recalculates baselines, deletes old
+// samples and refreshes the hourly rollup of the trend view. Several workers may share a database: each scheduled job is claimed
 // by one UPDATE that succeeds once per period (pggit.claim_scheduled_job), so it
 // runs once per period whichever worker claims it.
 type Worker struct {
@@ -89,6 +95,9 @@ func (c *Client) NewWorker(cfg *WorkerConfig) (*Worker, error) {
 	if v.Tick == 0 {
 		v.Tick = DefaultSchedulerTick
 	}
+	if v.RollupInterval == 0 {
+		v.RollupInterval = DefaultRollupInterval
+	}
 	recalc := v.Recalc.withDefaults()
 	recalc.Reason = ReasonScheduled
 	switch {
@@ -96,6 +105,8 @@ func (c *Client) NewWorker(cfg *WorkerConfig) (*Worker, error) {
 		return nil, argError("RecalcInterval", "must be between 1s and 365 days, got %s", v.RecalcInterval)
 	case v.RetentionInterval < time.Second || v.RetentionInterval > 365*24*time.Hour:
 		return nil, argError("RetentionInterval", "must be between 1s and 365 days, got %s", v.RetentionInterval)
+	case v.RollupInterval < time.Second || v.RollupInterval > 24*time.Hour:
+		return nil, argError("RollupInterval", "must be between 1s and 24h, got %s", v.RollupInterval)
 	case v.Retention < time.Duration(recalc.LookbackDays)*24*time.Hour:
 		return nil, argError("Retention", "must be at least the recalculation lookback (%d days), got %s", recalc.LookbackDays, v.Retention)
 	case v.RetentionBatch < 1 || v.RetentionBatch > 1_000_000:
@@ -153,7 +164,7 @@ func (w *Worker) schedule(ctx context.Context) {
 	ticker := time.NewTicker(w.cfg.Tick)
 	defer ticker.Stop()
 	for {
-		for _, job := range []string{JobRecalculate, JobRetention} {
+		for _, job := range []string{JobRecalculate, JobRetention, JobRollup} {
 			if _, err := w.RunDueJob(ctx, job); err != nil && ctx.Err() == nil {
 				w.logger.Error("pggit: scheduled job failed", slog.String("job", job), slog.String("error", err.Error()))
 			}
@@ -166,7 +177,7 @@ func (w *Worker) schedule(ctx context.Context) {
 	}
 }
 
-// RunDueJob runs job (JobRecalculate or JobRetention) if its period has passed
+// RunDueJob runs job (JobRecalculate, JobRetention or JobRollup) if its period has passed
 // since it last started on any worker, and reports whether it ran.
 func (w *Worker) RunDueJob(ctx context.Context, job string) (bool, error) {
 	period := w.cfg.RecalcInterval
@@ -175,8 +186,10 @@ func (w *Worker) RunDueJob(ctx context.Context, job string) (bool, error) {
 	case JobRecalculate:
 	case JobRetention:
 		period, run = w.cfg.RetentionInterval, w.runRetention
+	case JobRollup:
+		period, run = w.cfg.RollupInterval, w.runRollup
 	default:
-		return false, argError("job", "must be %s or %s, got %q", JobRecalculate, JobRetention, job)
+		return false, argError("job", "must be %s, %s or %s, got %q", JobRecalculate, JobRetention, JobRollup, job)
 	}
 	claimed, err := w.client.queries.ClaimScheduledJob(ctx, job, w.name, int32(period/time.Second))
 	if err != nil || !claimed {
@@ -200,6 +213,11 @@ func (w *Worker) runRecalc(ctx context.Context) error {
 	opts := w.recalc
 	_, err := w.client.RecalculateAllBaselinesRolling(ctx, &opts)
 	return err
+}
+
+func (w *Worker) runRollup(ctx context.Context) error {
+	_, err := w.client.queries.RollupPerformanceHours(ctx)
+	return mapError(err)
 }
 
 // runRetention deletes samples older than Retention in batches of

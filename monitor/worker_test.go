@@ -27,7 +27,7 @@ func TestWorkersRunEachJobOncePerPeriod(t *testing.T) {
 		workers = append(workers, w)
 	}
 	require.Eventually(t, func() bool {
-		return e.count(`SELECT count(*) FROM pggit.scheduled_jobs WHERE last_status = 'ok'`) == 2
+		return e.count(`SELECT count(*) FROM pggit.scheduled_jobs WHERE last_status = 'ok'`) == 3
 	}, 30*time.Second, 10*time.Millisecond)
 	time.Sleep(100 * time.Millisecond) // dozens more ticks on every worker
 	for _, w := range workers {
@@ -36,7 +36,7 @@ func TestWorkersRunEachJobOncePerPeriod(t *testing.T) {
 	// Once per period, whichever worker claimed it.
 	require.EqualValues(t, 1, e.count(`SELECT count(*) FROM pggit.baseline_recalc_execution`))
 	require.EqualValues(t, 1, e.count(`SELECT count(*) FROM pggit.baseline_recalc_execution WHERE reason = 'scheduled' AND status = 'SUCCESS'`))
-	require.EqualValues(t, 2, e.count(`SELECT sum(runs) FROM pggit.scheduled_jobs`))
+	require.EqualValues(t, 3, e.count(`SELECT sum(runs) FROM pggit.scheduled_jobs`))
 	require.EqualValues(t, 1, e.count(`SELECT count(*) FROM pggit.performance_baselines WHERE is_active`))
 }
 

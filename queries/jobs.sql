@@ -9,3 +9,6 @@ SELECT pggit.delete_old_samples(sqlc.arg(before)::timestamptz, sqlc.arg(batch)::
 
 -- name: ListScheduledJobs :many
 SELECT * FROM pggit.scheduled_jobs ORDER BY job_name;
+
+-- name: RollupPerformanceHours :one
+SELECT pggit.rollup_performance_hours()::integer AS hours;

@@ -93,7 +93,11 @@ GROUP BY w.webhook_id, w.webhook_type, w.name;
 -- acknowledgement. An alert counts against the SLA once it is acknowledged or
 -- older than the SLA; a younger unacknowledged alert is not judged yet.
 CREATE VIEW pggit.v_alert_response_sla AS
-WITH sla(severity, sla_minutes) AS (VALUES ('CRITICAL', 5), ('WARNING', 15)),
+WITH sla AS (
+    SELECT 'CRITICAL'::text AS severity, 5 AS sla_minutes
+    UNION ALL
+    SELECT 'WARNING'::text, 15
+),
 a AS (
     SELECT s.severity, s.sla_minutes, al.alert_id, al.created_at, al.acknowledged_at, al.resolved_at,
            extract(epoch FROM al.acknowledged_at - al.created_at) AS ack_seconds
@@ -125,7 +129,7 @@ CREATE VIEW pggit.v_operation_performance_trend AS
 WITH hours AS (
     SELECT m.operation_type, m.scope, date_trunc('hour', m.recorded_at) AS hour,
            count(*)                                                              AS samples,
-           avg(m.duration_microseconds) / 1000.0                                 AS avg_ms,
+           avg(m.duration_microseconds)::double precision / 1000.0               AS avg_ms,
            percentile_cont(0.99) WITHIN GROUP (ORDER BY m.duration_microseconds) / 1000.0 AS p99_ms
     FROM pggit.performance_metrics m
     WHERE m.recorded_at > now() - interval '24 hours'
@@ -252,15 +256,21 @@ CROSS JOIN ok
 LEFT JOIN last ON true;
 
 CREATE VIEW pggit.v_monitoring_dashboard_freshness AS
-SELECT source, last_update_at, now() - last_update_at AS age
-FROM (VALUES
-    ('samples',       (SELECT max(recorded_at) FROM pggit.performance_metrics WHERE recorded_at <= now())),
-    ('baselines',     (SELECT max(calculated_at) FROM pggit.performance_baselines)),
-    ('recalculation', (SELECT max(started_at) FROM pggit.baseline_recalc_execution)),
-    ('alerts',        (SELECT max(last_seen_at) FROM pggit.performance_alerts)),
-    ('notifications', (SELECT max(created_at) FROM pggit.alert_notification_log)),
-    ('snoozes',       (SELECT max(created_at) FROM pggit.alert_snooze))
-) AS f(source, last_update_at);
+SELECT f.source, f.last_update_at, now() - f.last_update_at AS age
+FROM (
+    SELECT 'samples'::text AS source,
+           (SELECT max(recorded_at) FROM pggit.performance_metrics WHERE recorded_at <= now()) AS last_update_at
+    UNION ALL
+    SELECT 'baselines', (SELECT max(calculated_at) FROM pggit.performance_baselines)
+    UNION ALL
+    SELECT 'recalculation', (SELECT max(started_at) FROM pggit.baseline_recalc_execution)
+    UNION ALL
+    SELECT 'alerts', (SELECT max(last_seen_at) FROM pggit.performance_alerts)
+    UNION ALL
+    SELECT 'notifications', (SELECT max(created_at) FROM pggit.alert_notification_log)
+    UNION ALL
+    SELECT 'snoozes', (SELECT max(created_at) FROM pggit.alert_snooze)
+) f;
 
 -- One row per operation and scope that has an active baseline or an open
 -- alert.
