@@ -132,6 +132,7 @@ type options struct {
 	detection       bool
 	snooze          bool
 	delivery        bool
+	views           bool
 	md              bool
 	explain         bool
 	verbose         bool
@@ -145,7 +146,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.recorderSamples, "recorder-samples", 500_000, "recorder: samples written by raw COPY and by the Recorder")
 	fs.IntVar(&o.insertSamples, "insert-samples", 20_000, "recorder: samples written one INSERT each (the reference is extrapolated)")
 	fs.IntVar(&o.runs, "runs", 3, "runs of each measurement; the median is reported")
-	only := fs.String("only", "recalc,recorder,detection,snooze,delivery", "benchmarks to run, comma-separated: recalc, recorder, detection, snooze, delivery")
+	only := fs.String("only", "recalc,views,recorder,detection,snooze,delivery", "benchmarks to run, comma-separated: recalc, views, recorder, detection, snooze, delivery")
 	fs.BoolVar(&o.md, "md", false, "print Markdown (for docs/BENCHMARKS.md)")
 	fs.BoolVar(&o.explain, "explain", false, "recalc: also print EXPLAIN (ANALYZE, BUFFERS) of the reference query")
 	fs.BoolVar(&o.verbose, "v", false, "print progress to stderr")
@@ -167,13 +168,15 @@ func parseFlags(args []string) (*options, error) {
 			o.snooze = true
 		case "delivery":
 			o.delivery = true
+		case "views":
+			o.views = true
 		case "":
 		default:
-			return nil, fmt.Errorf("-only: unknown benchmark %q (want recalc, recorder, detection, snooze, delivery)", b)
+			return nil, fmt.Errorf("-only: unknown benchmark %q (want recalc, views, recorder, detection, snooze, delivery)", b)
 		}
 	}
 	switch {
-	case !o.recalc && !o.recorder && !o.detection && !o.snooze && !o.delivery:
+	case !o.recalc && !o.views && !o.recorder && !o.detection && !o.snooze && !o.delivery:
 		return nil, errors.New("-only: nothing to run")
 	case o.ops < 1:
 		return nil, fmt.Errorf("-ops must be at least 1, got %d", o.ops)
@@ -223,6 +226,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		name string
 		run  func(context.Context, *env, *options) (*section, error)
 	}{
+		{o.views, "views", benchViews},
 		{o.recorder, "recorder", benchRecorder},
 		{o.detection, "detection", benchDetection},
 		{o.snooze, "snooze", benchSnooze},
