@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pggit/pggit-monitor/internal/status"
 	"github.com/pggit/pggit-monitor/migrate"
 	"github.com/pggit/pggit-monitor/monitor"
 )
@@ -158,7 +159,17 @@ func Run(ctx context.Context, pool *pgxpool.Pool, w io.Writer) error {
 	}
 	printRun(w, run)
 
-	fmt.Fprintf(w, "\nDone in %s. Next: `make test`, and docs/ for the schema and API.\n", time.Since(start).Round(time.Millisecond))
+	step("Resolving: the regression is rolled back")
+	if err := sinks.resolveAndDeliver(ctx, client, w); err != nil {
+		return err
+	}
+
+	step("Status: the dashboard views (pggit-monitor status)")
+	if err := status.Print(ctx, pool, w); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\nDone in %s. Next: `make test`, `go run ./cmd/pggit-monitor -h`, and docs/.\n", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

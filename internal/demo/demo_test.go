@@ -38,7 +38,13 @@ func TestDemoRunsTheWholePipeline(t *testing.T) {
 	require.Contains(t, s, "2 updated, 3 unchanged")
 	// Delivered to the local sinks; the snoozed alert is not; the forced 503 is retried.
 	require.Regexp(t, `webhook \d+: slack "demo-slack" -> #pgit-alerts, key demo`, s)
-	require.Contains(t, s, "sent 2, retried 1, dead 0")
+	require.Contains(t, s, "sent 3, retried 1, dead 0")
+	require.Regexp(t, `pagerduty received 1 alerts:\n  trigger pggit-alert-\d+ \[critical\] CRITICAL THRESHOLD_EXCEEDED: merge_branches`, s)
+	// Resolution reaches PagerDuty with the same dedup key; then the dashboard.
+	require.Regexp(t, `resolve pggit-alert-\d+`, s)
+	require.Contains(t, s, "== System health")
+	require.Regexp(t, `open_alerts +0`, s)
+	require.Contains(t, s, "== Performance trend (last 24 hours, newest first)")
 	require.Regexp(t, `slack received 1 alerts:\n  \[danger\] CRITICAL THRESHOLD_EXCEEDED: merge_branches`, s)
 	require.Regexp(t, `mattermost received 1 alerts:\n  \[#FF0000\] CRITICAL THRESHOLD_EXCEEDED: merge_branches`, s)
 	require.NotContains(t, s, "/slack/services/T000/B000/demo") // the webhook URL is never printed

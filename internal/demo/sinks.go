@@ -36,13 +36,43 @@ func demoKeyRing() (*monitor.KeyRing, string, error) {
 // incoming webhooks (200 "ok") and keep what they receive. The Mattermost one
 // fails its first request with a 503, to show a retry.
 type sinks struct {
-	srv      *http.Server
-	ln       net.Listener
-	mu       sync.Mutex
-	got      map[string][]string // channel -> attachment titles, per message
-	requests int
-	failed   bool
-	hooks    []*monitor.Webhook
+	srv        *http.Server
+	ln         net.Listener
+	mu         sync.Mutex
+	got        map[string][]string // channel -> attachment titles, per message
+	requests   int
+	failed     bool
+	hooks      []*monitor.Webhook
+	dispatcher *monitor.Dispatcher
+}
+
+// resolveAndDeliver resolves the open alerts and delivers the resolutions:
+// PagerDuty gets a resolve with the trigger's dedup key.
+func (s *sinks) resolveAndDeliver(ctx context.Context, client *monitor.Client, w io.Writer) error {
+	open, err := client.ListAlerts(ctx, &monitor.AlertFilter{OpenOnly: true})
+	if err != nil {
+		return err
+	}
+	for _, a := range open {
+		if _, err := client.ResolveAlert(ctx, a.ID, "demo", "regression rolled back"); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "alert %d (%s %s) resolved\n", a.ID, a.OperationType, a.Severity)
+	}
+	if s.dispatcher == nil {
+		return nil
+	}
+	n, err := s.dispatcher.RunOnce(ctx)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fmt.Fprintf(w, "%d batches delivered; pagerduty now has:\n", n)
+	for _, line := range s.got["pagerduty"] {
+		fmt.Fprintf(w, "  %s\n", line)
+	}
+	return nil
 }
 
 func startSinks() (*sinks, error) {
@@ -65,12 +95,34 @@ func (s *sinks) close() {
 func (s *sinks) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	channel := "slack"
-	if strings.HasPrefix(r.URL.Path, "/mattermost/") {
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/mattermost/"):
 		channel = "mattermost"
+	case strings.HasPrefix(r.URL.Path, "/pagerduty/"):
+		channel = "pagerduty"
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests++
+	if channel == "pagerduty" {
+		var ev struct {
+			Action   string `json:"event_action"`
+			DedupKey string `json:"dedup_key"`
+			Payload  struct {
+				Severity string `json:"severity"`
+				Summary  string `json:"summary"`
+			} `json:"payload"`
+		}
+		_ = json.Unmarshal(body, &ev)
+		line := fmt.Sprintf("%s %s", ev.Action, ev.DedupKey)
+		if ev.Payload.Summary != "" {
+			line += fmt.Sprintf(" [%s] %s", ev.Payload.Severity, ev.Payload.Summary)
+		}
+		s.got[channel] = append(s.got[channel], line)
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, `{"status":"success"}`)
+		return
+	}
 	if channel == "mattermost" && !s.failed {
 		s.failed = true
 		http.Error(w, "service warming up", http.StatusServiceUnavailable)
@@ -94,20 +146,29 @@ func (s *sinks) register(ctx context.Context, client *monitor.Client, w io.Write
 	for _, h := range []monitor.WebhookParams{
 		{Type: monitor.WebhookSlack, Name: "demo-slack", Channel: "#pgit-alerts", Secret: monitor.Secret(base + "/slack/services/T000/B000/demo")},
 		{Type: monitor.WebhookMattermost, Name: "demo-mattermost", Channel: "pgit-alerts", Secret: monitor.Secret(base + "/mattermost/hooks/demo")},
+		{Type: monitor.WebhookPagerDuty, Name: "demo-pagerduty", Secret: "demo-routing-key-0000000000000000"},
 	} {
 		hook, err := client.StoreWebhook(ctx, h)
 		if err != nil {
 			return err
 		}
-		if _, err := client.RouteAlerts(ctx, monitor.RouteParams{WebhookID: hook.ID, MinSeverity: monitor.SeverityWarning}); err != nil {
+		minSeverity, size := monitor.SeverityWarning, 10
+		if h.Type == monitor.WebhookPagerDuty {
+			minSeverity, size = monitor.SeverityCritical, 1 // page only for CRITICAL
+		}
+		if _, err := client.RouteAlerts(ctx, monitor.RouteParams{WebhookID: hook.ID, MinSeverity: minSeverity}); err != nil {
 			return err
 		}
 		// Batches go out at once in the demo, not after 30 s.
-		if err := client.SetBatchConfig(ctx, monitor.BatchConfig{WebhookType: h.Type, Size: 10, MaxAttempts: 6}); err != nil {
+		if err := client.SetBatchConfig(ctx, monitor.BatchConfig{WebhookType: h.Type, Size: size, MaxAttempts: 6}); err != nil {
 			return err
 		}
 		s.hooks = append(s.hooks, hook)
-		fmt.Fprintf(w, "webhook %d: %s %q -> %s, key %s (the database holds only ciphertext)\n", hook.ID, hook.Type, hook.Name, hook.Channel, hook.KeyID)
+		target := hook.Channel
+		if target == "" {
+			target = "CRITICAL only"
+		}
+		fmt.Fprintf(w, "webhook %d: %s %q -> %s, key %s (the database holds only ciphertext)\n", hook.ID, hook.Type, hook.Name, target, hook.KeyID)
 	}
 	return nil
 }
@@ -123,7 +184,8 @@ func (s *sinks) deliver(ctx context.Context, client *monitor.Client, w io.Writer
 		fmt.Fprintf(w, "this database has %d other webhooks: not running a dispatcher here\n", len(all)-len(s.hooks))
 		return nil
 	}
-	d, err := client.NewDispatcher(&monitor.DispatcherConfig{Worker: "demo", RetryBase: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond})
+	d, err := client.NewDispatcher(&monitor.DispatcherConfig{Worker: "demo", RetryBase: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond,
+		PagerDutyURL: "http://" + s.ln.Addr().String() + "/pagerduty/v2/enqueue"})
 	if err != nil {
 		return err
 	}
@@ -140,9 +202,10 @@ func (s *sinks) deliver(ctx context.Context, client *monitor.Client, w io.Writer
 	}
 	st := d.Stats()
 	fmt.Fprintf(w, "sent %d, retried %d, dead %d\n", st.Sent, st.Retried, st.Dead)
+	s.dispatcher = d
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, ch := range []string{"slack", "mattermost"} {
+	for _, ch := range []string{"slack", "mattermost", "pagerduty"} {
 		fmt.Fprintf(w, "%s received %d alerts:\n", ch, len(s.got[ch]))
 		for _, line := range s.got[ch] {
 			fmt.Fprintf(w, "  %s\n", line)
