@@ -239,6 +239,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight deliveries may finish")
 	name := fs.String("name", "", "worker name in leases and logs (default <hostname>-<pid>-<random>)")
 	metricsAddr := fs.String("metrics-addr", ":9187", "address of the Prometheus /metrics endpoint (empty: none)")
+	runbooks := fs.String("runbook-base-url", "", "base URL of the runbooks linked from alert messages (default: keep the stored one)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -251,6 +252,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	client, err := monitor.New(pool, &monitor.Config{Logger: logger})
 	if err != nil {
 		return err
+	}
+	if *runbooks != "" {
+		if err := client.SetRunbookBaseURL(ctx, *runbooks); err != nil {
+			return err
+		}
 	}
 	m := metrics.New(pool, &metrics.Options{Logger: logger})
 	w, err := client.NewWorker(&monitor.WorkerConfig{
@@ -317,7 +323,9 @@ func cmdRecalc(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func recalc(ctx context.Context, client *monitor.Client, opts *monitor.RecalculateOpts, stdout io.Writer) error {
+	stop := progress(os.Stderr, isTerminal(os.Stderr), "recalculating baselines")
 	res, err := client.RecalculateAllBaselinesRolling(ctx, opts)
+	stop()
 	if res != nil {
 		e := res.Execution
 		fmt.Fprintf(stdout, "run %d: %s in %s\n", e.ID, e.Status, e.Duration.Round(time.Microsecond))

@@ -88,7 +88,8 @@ func TestRunDrainsOnSIGTERM(t *testing.T) {
 	metricsAddr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 	var logs syncBuffer
-	cmd := exec.Command(bin, "run", "-poll-interval", "50ms", "-name", "cli-worker", "-metrics-addr", metricsAddr)
+	cmd := exec.Command(bin, "run", "-poll-interval", "50ms", "-name", "cli-worker", "-metrics-addr", metricsAddr,
+		"-runbook-base-url", "https://wiki.example/runbooks")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn, monitor.EnvWebhookKeys+"="+keys)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	require.NoError(t, cmd.Start())
@@ -136,4 +137,7 @@ func TestRunDrainsOnSIGTERM(t *testing.T) {
 	require.Contains(t, logs.String(), "draining in-flight deliveries")
 	require.Contains(t, logs.String(), "sent=1")
 	require.NotContains(t, logs.String(), "/hooks/T")
+	var base string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT setting_value FROM pggit.monitor_settings WHERE setting_name = 'runbook_base_url'`).Scan(&base))
+	require.Equal(t, "https://wiki.example/runbooks", base)
 }
