@@ -95,3 +95,22 @@ func TestWorkerConfigIsValidated(t *testing.T) {
 	_, err = w.RunDueJob(e.ctx, "vacuum")
 	require.ErrorIs(t, err, monitor.ErrInvalidArgument)
 }
+
+func TestFailedJobIsDueAgainSoon(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	w, err := e.client.NewWorker(&monitor.WorkerConfig{RecalcInterval: 24 * time.Hour})
+	require.NoError(t, err)
+	// The recalculation cannot run: its run fails as a whole.
+	e.exec(`ALTER TABLE pggit.performance_metrics RENAME TO performance_metrics_gone`)
+	ran, err := w.RunDueJob(e.ctx, monitor.JobRecalculate)
+	require.True(t, ran)
+	require.ErrorIs(t, err, monitor.ErrRecalcFailed)
+	var status string
+	var dueIn float64
+	require.NoError(t, e.pool.QueryRow(e.ctx, `SELECT last_status,
+		extract(epoch FROM last_started_at + make_interval(secs => period_seconds) - clock_timestamp())
+		FROM pggit.scheduled_jobs WHERE job_name = 'recalculate_baselines'`).Scan(&status, &dueIn))
+	require.Equal(t, "failed", status)
+	require.InDelta(t, 300, dueIn, 5) // 5 minutes, not 24 hours
+}

@@ -47,6 +47,7 @@ END;
 $$;
 -- +goose StatementEnd
 
+-- Records the end of a claimed run; a failed run becomes due again soon.
 -- +goose StatementBegin
 CREATE FUNCTION pggit.finish_scheduled_job(p_job_name text, p_worker text, p_error text)
 RETURNS void
@@ -56,7 +57,12 @@ AS $$
     UPDATE pggit.scheduled_jobs
     SET last_finished_at = clock_timestamp(),
         last_status = CASE WHEN p_error IS NULL THEN 'ok' ELSE 'failed' END,
-        last_error = p_error
+        last_error = p_error,
+        -- A failed run is due again in 5 minutes (or its period, if shorter),
+        -- not a whole period later.
+        last_started_at = CASE WHEN p_error IS NULL THEN last_started_at
+            ELSE clock_timestamp() - make_interval(secs => period_seconds)
+                 + least(interval '5 minutes', make_interval(secs => period_seconds)) END
     WHERE job_name = p_job_name AND last_worker = p_worker;
 $$;
 -- +goose StatementEnd
