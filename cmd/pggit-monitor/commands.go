@@ -32,6 +32,11 @@ func withClient(ctx context.Context, f func(*monitor.Client) error) error {
 
 // subcommand parses "<verb> [flags] [args]" for a noun.
 func subcommand(args []string, noun, verbs string) (string, []string, error) {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintf(os.Stdout, "Usage: pggit-monitor %s <%s> [flags]\nRun 'pggit-monitor %s <subcommand> -h' for its flags.\n",
+			noun, strings.ReplaceAll(verbs, ", ", "|"), noun)
+		return "", nil, flag.ErrHelp
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return "", nil, fmt.Errorf("%s: want one of %s", noun, verbs)
 	}

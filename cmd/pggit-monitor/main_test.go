@@ -59,6 +59,14 @@ func TestCLIEndToEnd(t *testing.T) {
 	out, err = runCLI(t, "recalc", "-h")
 	require.ErrorIs(t, err, flagErrHelp)
 	require.Contains(t, out, "-lookback-days")
+	// -h everywhere: every command and subcommand explains itself.
+	for _, args := range [][]string{{"run", "-h"}, {"status", "-h"}, {"demo", "-h"}, {"migrate", "-h"}, {"baselines", "-h"},
+		{"snooze", "-h"}, {"snooze", "add", "-h"}, {"snooze", "list", "-h"}, {"snooze", "cancel", "-h"},
+		{"alerts", "--help"}, {"alerts", "list", "-h"}, {"alerts", "ack", "-h"}, {"alerts", "resolve", "-h"},
+		{"webhook", "-h"}, {"webhook", "add", "-h"}, {"webhook", "list", "-h"}, {"webhook", "test", "-h"}, {"webhook", "rotate-keys", "-h"}} {
+		_, err := runCLI(t, args...)
+		require.ErrorIs(t, err, flagErrHelp, "%v", args)
+	}
 }
 
 func TestCLINeedsADatabase(t *testing.T) {
