@@ -165,6 +165,11 @@ type OperationType struct {
 	CriticalMultiplier       float64   `json:"critical_multiplier"`
 }
 
+type PggitNotificationBatchOpen struct {
+	WebhookID int64  `json:"webhook_id"`
+	BatchID   *int64 `json:"batch_id"`
+}
+
 type PggitPerformanceHourly struct {
 	OperationType string    `json:"operation_type"`
 	Scope         string    `json:"scope"`

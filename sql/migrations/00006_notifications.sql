@@ -67,9 +67,17 @@ CREATE TABLE pggit.notification_batch_queue (
     CONSTRAINT notification_batch_queue_size_check CHECK (item_count BETWEEN 0 AND batch_size),
     CONSTRAINT notification_batch_queue_lease_check CHECK ((status = 'sending') = (lease_until IS NOT NULL))
 );
--- At most one accumulating batch per webhook.
-CREATE UNIQUE INDEX notification_batch_queue_accumulating_idx
-    ON pggit.notification_batch_queue (webhook_id) WHERE status = 'accumulating';
+CREATE INDEX notification_batch_queue_webhook_idx ON pggit.notification_batch_queue (webhook_id);
+
+-- The accumulating batch of each webhook. Appending locks this one row, so
+-- appends to one webhook are serialized and there is never more than one
+-- accumulating batch per webhook; finding the batch is one primary-key lookup
+-- however many batches a transaction opens (a partial index on status would
+-- be scanned through every batch the same transaction filled before).
+CREATE TABLE pggit.notification_batch_open (
+    webhook_id bigint PRIMARY KEY REFERENCES pggit.alert_notification_webhooks (webhook_id) ON DELETE CASCADE,
+    batch_id   bigint REFERENCES pggit.notification_batch_queue (batch_id) ON DELETE SET NULL
+);
 -- What a dispatcher looks at: unfinished batches.
 CREATE INDEX notification_batch_queue_due_idx
     ON pggit.notification_batch_queue (next_attempt_at) WHERE status IN ('accumulating', 'ready', 'sending', 'failed');
@@ -123,10 +131,10 @@ CREATE INDEX alert_notification_log_batch_idx ON pggit.alert_notification_log (b
 CREATE INDEX alert_notification_log_webhook_idx ON pggit.alert_notification_log (webhook_id, created_at);
 
 -- Appends one queue item to its webhook's accumulating batch, opening one if
--- needed; the batch is ready when full. Race-free: a transaction-level
--- advisory lock per webhook serializes appends, and a partial unique index
--- allows one accumulating batch per webhook. Notifies dispatchers when a batch
--- becomes ready (or is due at once).
+-- needed; the batch is ready when full. Race-free: the webhook's row in
+-- pggit.notification_batch_open is locked for the rest of the transaction, so
+-- appends to one webhook are serialized, and it names the one accumulating
+-- batch. Notifies dispatchers when a batch becomes ready (or is due at once).
 -- +goose StatementBegin
 CREATE FUNCTION pggit.enqueue_notification_batch(p_notification_id bigint)
 RETURNS bigint
@@ -137,6 +145,7 @@ DECLARE
     v_item   pggit.alert_notification_queue;
     v_config pggit.notification_batch_config;
     v_batch  pggit.notification_batch_queue;
+    v_open   bigint;
     v_now    timestamptz := clock_timestamp();
 BEGIN
     SELECT q.* INTO v_item FROM pggit.alert_notification_queue q
@@ -153,10 +162,15 @@ BEGIN
     JOIN pggit.alert_notification_webhooks w ON w.webhook_type = c.webhook_type
     WHERE w.webhook_id = v_item.webhook_id;
 
-    PERFORM pg_advisory_xact_lock(hashtextextended('pggit-monitor batch of webhook ' || v_item.webhook_id, 0));
+    INSERT INTO pggit.notification_batch_open (webhook_id) VALUES (v_item.webhook_id)
+    ON CONFLICT (webhook_id) DO NOTHING;
+    SELECT o.batch_id INTO v_open FROM pggit.notification_batch_open o
+    WHERE o.webhook_id = v_item.webhook_id
+    FOR UPDATE;
 
+    -- Still accumulating? A dispatcher may have claimed it since (timeout).
     SELECT b.* INTO v_batch FROM pggit.notification_batch_queue b
-    WHERE b.webhook_id = v_item.webhook_id AND b.status = 'accumulating'
+    WHERE b.batch_id = v_open AND b.status = 'accumulating'
     FOR UPDATE;
     IF NOT FOUND THEN
         INSERT INTO pggit.notification_batch_queue
@@ -165,6 +179,7 @@ BEGIN
             (v_item.webhook_id, 'accumulating', v_config.batch_size, v_now,
              v_now + make_interval(secs => v_config.batch_timeout_seconds), v_config.max_attempts, v_now)
         RETURNING * INTO v_batch;
+        UPDATE pggit.notification_batch_open SET batch_id = v_batch.batch_id WHERE webhook_id = v_item.webhook_id;
     END IF;
 
     UPDATE pggit.notification_batch_queue b
@@ -407,6 +422,7 @@ DROP FUNCTION pggit.enqueue_alert_notifications(pggit.performance_alerts, text);
 DROP FUNCTION pggit.enqueue_notification_batch(bigint);
 DROP TABLE pggit.alert_notification_log;
 DROP TABLE pggit.alert_notification_queue;
+DROP TABLE pggit.notification_batch_open;
 DROP TABLE pggit.notification_batch_queue;
 DROP TABLE pggit.notification_batch_config;
 DROP TABLE pggit.alert_notification_settings;

@@ -99,27 +99,29 @@ WITH sla AS (
     SELECT 'WARNING'::text, 15
 ),
 a AS (
-    SELECT s.severity, s.sla_minutes, al.alert_id, al.created_at, al.acknowledged_at, al.resolved_at,
-           extract(epoch FROM al.acknowledged_at - al.created_at) AS ack_seconds
+    -- One pass over the alerts; each row's verdicts are computed once.
+    SELECT s.severity, s.sla_minutes, al.alert_id, al.acknowledged_at,
+           extract(epoch FROM al.acknowledged_at - al.created_at)                   AS ack_seconds,
+           al.acknowledged_at <= al.created_at + make_interval(mins => s.sla_minutes) AS within_sla,
+           al.acknowledged_at IS NOT NULL
+               OR al.created_at <= now() - make_interval(mins => s.sla_minutes)     AS judged,
+           al.acknowledged_at IS NULL AND al.resolved_at IS NULL
+               AND al.created_at <= now() - make_interval(mins => s.sla_minutes)    AS breaching
     FROM sla s
     LEFT JOIN pggit.performance_alerts al
            ON al.severity = s.severity AND al.created_at > now() - interval '30 days' AND NOT al.snoozed
 )
 SELECT severity,
        sla_minutes,
-       count(alert_id)                                                                AS alerts,
-       count(acknowledged_at)                                                         AS acknowledged,
-       count(alert_id) FILTER (WHERE ack_seconds <= sla_minutes * 60)                 AS acknowledged_within_sla,
-       count(alert_id) FILTER (WHERE acknowledged_at IS NOT NULL
-                                  OR created_at <= now() - make_interval(mins => sla_minutes)) AS judged,
-       round(100.0 * count(alert_id) FILTER (WHERE ack_seconds <= sla_minutes * 60)
-             / nullif(count(alert_id) FILTER (WHERE acknowledged_at IS NOT NULL
-                                              OR created_at <= now() - make_interval(mins => sla_minutes)), 0), 2)
-                                                                                      AS sla_compliance_pct,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY ack_seconds)                       AS median_ack_seconds,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY ack_seconds)                      AS p95_ack_seconds,
-       count(alert_id) FILTER (WHERE acknowledged_at IS NULL AND resolved_at IS NULL
-                                  AND created_at <= now() - make_interval(mins => sla_minutes)) AS breaching_now
+       count(alert_id)                                                    AS alerts,
+       count(acknowledged_at)                                             AS acknowledged,
+       count(*) FILTER (WHERE within_sla)                                 AS acknowledged_within_sla,
+       count(*) FILTER (WHERE judged)                                     AS judged,
+       round(100.0 * count(*) FILTER (WHERE within_sla)
+             / nullif(count(*) FILTER (WHERE judged), 0), 2)              AS sla_compliance_pct,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY ack_seconds)           AS median_ack_seconds,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY ack_seconds)          AS p95_ack_seconds,
+       count(*) FILTER (WHERE breaching)                                  AS breaching_now
 FROM a
 GROUP BY severity, sla_minutes;
 

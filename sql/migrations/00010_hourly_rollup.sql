@@ -72,15 +72,17 @@ WITH mark AS (
 ),
 hours AS (
     SELECT r.operation_type, r.scope, r.hour, r.samples, r.avg_ms, r.p99_ms
-    FROM pggit.performance_hourly r, mark
-    WHERE r.hour >= date_trunc('hour', now() - interval '24 hours') AND r.hour < mark.live_from
+    FROM pggit.performance_hourly r
+    WHERE r.hour >= date_trunc('hour', now() - interval '24 hours')
+      AND r.hour < (SELECT live_from FROM mark)
     UNION ALL
+    -- A scalar subquery, not a join, so the bound is an index range scan key.
     SELECT m.operation_type, m.scope, date_trunc('hour', m.recorded_at),
            count(*),
            avg(m.duration_microseconds)::double precision / 1000.0,
            percentile_cont(0.99) WITHIN GROUP (ORDER BY m.duration_microseconds) / 1000.0
-    FROM pggit.performance_metrics m, mark
-    WHERE m.recorded_at >= mark.live_from AND m.recorded_at <= now()
+    FROM pggit.performance_metrics m
+    WHERE m.recorded_at >= (SELECT live_from FROM mark) AND m.recorded_at <= now()
     GROUP BY 1, 2, 3
 )
 SELECT h.operation_type,
