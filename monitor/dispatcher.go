@@ -528,25 +528,19 @@ func (d *Dispatcher) attempt(ctx context.Context, b gen.NotificationBatch, hook 
 func (d *Dispatcher) send(ctx context.Context, w *Webhook, msg, dedup string) attempt {
 	switch w.Type {
 	case WebhookSlack, WebhookMattermost:
-		return d.post(ctx, w, w.Secret.Reveal(), []byte(msg), dedup, func(status int, body []byte) bool {
-			return status == http.StatusOK && strings.TrimSpace(string(body)) == "ok"
-		})
+		return d.post(ctx, w, []byte(msg), dedup)
 	case WebhookGeneric:
 		payload, err := withField([]byte(msg), "dedup_key", dedup)
 		if err != nil {
 			return attempt{outcome: "retry", err: err.Error()}
 		}
-		return d.post(ctx, w, w.Secret.Reveal(), payload, dedup, func(status int, _ []byte) bool {
-			return status >= 200 && status < 300
-		})
+		return d.post(ctx, w, payload, dedup)
 	case WebhookPagerDuty:
 		payload, err := withField([]byte(msg), "routing_key", w.Secret.Reveal())
 		if err != nil {
 			return attempt{outcome: "retry", err: err.Error()}
 		}
-		return d.post(ctx, w, d.cfg.PagerDutyURL, payload, dedup, func(status int, _ []byte) bool {
-			return status == http.StatusAccepted
-		})
+		return d.post(ctx, w, payload, dedup)
 	case WebhookEmail:
 		return d.mail(ctx, w, msg, dedup)
 	}
@@ -564,10 +558,15 @@ func withField(obj []byte, key, value string) ([]byte, error) {
 	return json.Marshal(m)
 }
 
-// post sends one HTTP request and classifies the answer: ok decides success;
+// post sends one HTTP request to w (its URL, or the PagerDuty endpoint) and
+// classifies the answer: delivered decides success;
 // 408, 429 and 5xx are retried (429 honouring Retry-After); other statuses
 // fail at once. Errors never carry the URL or the secret.
-func (d *Dispatcher) post(ctx context.Context, w *Webhook, target string, body []byte, dedup string, ok func(int, []byte) bool) attempt {
+func (d *Dispatcher) post(ctx context.Context, w *Webhook, body []byte, dedup string) attempt {
+	target := w.Secret.Reveal() // the incoming-webhook URL
+	if w.Type == WebhookPagerDuty {
+		target = d.cfg.PagerDutyURL // the secret is the routing key, in the body
+	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
@@ -590,7 +589,7 @@ func (d *Dispatcher) post(ctx context.Context, w *Webhook, target string, body [
 	status := int32(resp.StatusCode)
 	res := attempt{httpStatus: &status}
 	switch {
-	case ok(resp.StatusCode, respBody):
+	case delivered(w.Type, resp.StatusCode, respBody):
 		res.outcome = "sent"
 		return res
 	case resp.StatusCode == http.StatusTooManyRequests:
@@ -603,6 +602,18 @@ func (d *Dispatcher) post(ctx context.Context, w *Webhook, target string, body [
 	}
 	res.err = redact(fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(truncateBytes(respBody, 200)))), w)
 	return res
+}
+
+// delivered is each channel's rule of success: Slack and Mattermost answer
+// 200 with body "ok", PagerDuty 202, a generic webhook any 2xx.
+func delivered(webhookType string, status int, body []byte) bool {
+	switch webhookType {
+	case WebhookSlack, WebhookMattermost:
+		return status == http.StatusOK && strings.TrimSpace(string(body)) == "ok"
+	case WebhookPagerDuty:
+		return status == http.StatusAccepted
+	}
+	return status >= 200 && status < 300
 }
 
 func truncateBytes(b []byte, n int) []byte {
@@ -792,12 +803,10 @@ func (c *Client) TestWebhook(ctx context.Context, id int64, cfg *DispatcherConfi
 	switch w.Type {
 	case WebhookSlack, WebhookMattermost:
 		body, _ := json.Marshal(map[string]string{"text": text})
-		res = d.post(ctx, w, w.Secret.Reveal(), body, dedup, func(s int, b []byte) bool {
-			return s == http.StatusOK && strings.TrimSpace(string(b)) == "ok"
-		})
+		res = d.post(ctx, w, body, dedup)
 	case WebhookGeneric:
 		body, _ := json.Marshal(map[string]any{"source": "pggit-monitor", "test": true, "text": text, "dedup_key": dedup})
-		res = d.post(ctx, w, w.Secret.Reveal(), body, dedup, func(s int, _ []byte) bool { return s >= 200 && s < 300 })
+		res = d.post(ctx, w, body, dedup)
 	case WebhookPagerDuty:
 		for _, action := range []string{"trigger", "resolve"} {
 			ev := map[string]any{"routing_key": w.Secret.Reveal(), "event_action": action, "dedup_key": dedup}
@@ -805,7 +814,7 @@ func (c *Client) TestWebhook(ctx context.Context, id int64, cfg *DispatcherConfi
 				ev["payload"] = map[string]string{"summary": text, "source": "pggit-monitor", "severity": "info"}
 			}
 			body, _ := json.Marshal(ev)
-			if res = d.post(ctx, w, d.cfg.PagerDutyURL, body, dedup, func(s int, _ []byte) bool { return s == http.StatusAccepted }); res.outcome != "sent" {
+			if res = d.post(ctx, w, body, dedup); res.outcome != "sent" {
 				break
 			}
 		}

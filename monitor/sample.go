@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -31,18 +32,7 @@ type Sample struct {
 }
 
 func validateName(argument, name string) error {
-	trimmed := len(name) > 0
-	if trimmed {
-		allSpace := true
-		for _, r := range name {
-			if r != ' ' && r != '\t' && r != '\n' && r != '\r' {
-				allSpace = false
-				break
-			}
-		}
-		trimmed = !allSpace
-	}
-	if !trimmed || utf8.RuneCountInString(name) > 200 || !utf8.ValidString(name) {
+	if strings.TrimSpace(name) == "" || utf8.RuneCountInString(name) > 200 || !utf8.ValidString(name) {
 		return argError(argument, "must be a non-empty name of at most 200 characters, got %q", truncate(name, 40))
 	}
 	return nil

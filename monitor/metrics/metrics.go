@@ -159,43 +159,29 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (m *Metrics) collectDB(ctx context.Context, ch chan<- prometheus.Metric) error {
-	rows, err := m.pool.Query(ctx, `SELECT severity, alert_type, count(*) FROM pggit.performance_alerts
+	var (
+		sev, typ, status, op, scope string
+		n                           int64
+		age                         float64
+	)
+	rows, _ := m.pool.Query(ctx, `SELECT severity, alert_type, count(*) FROM pggit.performance_alerts
 		WHERE resolved_at IS NULL GROUP BY severity, alert_type`)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var sev, typ string
-		var n int64
-		if err := rows.Scan(&sev, &typ, &n); err != nil {
-			rows.Close()
-			return err
-		}
+	if _, err := pgx.ForEachRow(rows, []any{&sev, &typ, &n}, func() error {
 		ch <- prometheus.MustNewConstMetric(m.openAlerts, prometheus.GaugeValue, float64(n), sev, typ)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	}); err != nil {
 		return err
 	}
 
 	depth := map[string]int64{"accumulating": 0, "ready": 0, "sending": 0, "failed": 0}
 	var oldest float64
-	rows, err = m.pool.Query(ctx, `SELECT status, count(*), coalesce(extract(epoch FROM clock_timestamp() - min(opened_at)), 0)
+	rows, _ = m.pool.Query(ctx, `SELECT status, count(*), coalesce(extract(epoch FROM clock_timestamp() - min(opened_at)), 0)
 		FROM pggit.notification_batch_queue WHERE status IN ('accumulating', 'ready', 'sending', 'failed') GROUP BY status`)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var status string
-		var n int64
-		var age float64
-		if err := rows.Scan(&status, &n, &age); err != nil {
-			rows.Close()
-			return err
-		}
+	if _, err := pgx.ForEachRow(rows, []any{&status, &n, &age}, func() error {
 		depth[status] = n
 		oldest = max(oldest, age)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	}); err != nil {
 		return err
 	}
 	for status, n := range depth {
@@ -203,47 +189,29 @@ func (m *Metrics) collectDB(ctx context.Context, ch chan<- prometheus.Metric) er
 	}
 	ch <- prometheus.MustNewConstMetric(m.queueOldest, prometheus.GaugeValue, oldest)
 
-	rows, err = m.pool.Query(ctx, `SELECT operation_type, scope, extract(epoch FROM clock_timestamp() - calculated_at)
+	rows, _ = m.pool.Query(ctx, `SELECT operation_type, scope, extract(epoch FROM clock_timestamp() - calculated_at)
 		FROM pggit.performance_baselines WHERE is_active`)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var op, scope string
-		var age float64
-		if err := rows.Scan(&op, &scope, &age); err != nil {
-			rows.Close()
-			return err
-		}
+	if _, err := pgx.ForEachRow(rows, []any{&op, &scope, &age}, func() error {
 		ch <- prometheus.MustNewConstMetric(m.baselineAge, prometheus.GaugeValue, age, op, scope)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	}); err != nil {
 		return err
 	}
 
 	runs := map[string]int64{monitor.RunSuccess: 0, monitor.RunPartial: 0, monitor.RunTimeout: 0, monitor.RunFailed: 0}
-	rows, err = m.pool.Query(ctx, `SELECT status, count(*) FROM pggit.baseline_recalc_execution
+	rows, _ = m.pool.Query(ctx, `SELECT status, count(*) FROM pggit.baseline_recalc_execution
 		WHERE status <> 'RUNNING' GROUP BY status`)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var status string
-		var n int64
-		if err := rows.Scan(&status, &n); err != nil {
-			rows.Close()
-			return err
-		}
+	if _, err := pgx.ForEachRow(rows, []any{&status, &n}, func() error {
 		runs[status] = n
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	}); err != nil {
 		return err
 	}
 	for status, n := range runs {
 		ch <- prometheus.MustNewConstMetric(m.recalcRuns, prometheus.CounterValue, float64(n), status)
 	}
 	var lastMS *float64
-	err = m.pool.QueryRow(ctx, `SELECT duration_ms FROM pggit.baseline_recalc_execution
+	err := m.pool.QueryRow(ctx, `SELECT duration_ms FROM pggit.baseline_recalc_execution
 		WHERE finished_at IS NOT NULL ORDER BY execution_id DESC LIMIT 1`).Scan(&lastMS)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return err
