@@ -12,7 +12,7 @@ import (
 )
 
 const acknowledgeAlert = `-- name: AcknowledgeAlert :one
-SELECT alert_id, operation_type, scope, alert_type, severity, actual_duration_microseconds, baseline_p99_microseconds, violation_multiplier, threshold_multiplier, created_at, first_seen_at, last_seen_at, occurrence_count, metric_id, worst_metric_id, baseline_id, execution_id, acknowledged, acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution_notes, details, snoozed, snooze_id FROM pggit.acknowledge_alert(
+SELECT alert_id, operation_type, scope, alert_type, severity, actual_duration_microseconds, baseline_p99_microseconds, violation_multiplier, threshold_multiplier, created_at, first_seen_at, last_seen_at, occurrence_count, metric_id, worst_metric_id, baseline_id, execution_id, acknowledged, acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution_notes, details, snoozed, snooze_id, detected_at FROM pggit.acknowledge_alert(
     $1::bigint,
     coalesce($2::text, current_user)
 )
@@ -48,12 +48,13 @@ func (q *Queries) AcknowledgeAlert(ctx context.Context, alertID int64, acknowled
 		&i.Details,
 		&i.Snoozed,
 		&i.SnoozeID,
+		&i.DetectedAt,
 	)
 	return i, err
 }
 
 const getAlert = `-- name: GetAlert :one
-SELECT alert_id, operation_type, scope, alert_type, severity, actual_duration_microseconds, baseline_p99_microseconds, violation_multiplier, threshold_multiplier, created_at, first_seen_at, last_seen_at, occurrence_count, metric_id, worst_metric_id, baseline_id, execution_id, acknowledged, acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution_notes, details, snoozed, snooze_id FROM pggit.performance_alerts WHERE alert_id = $1
+SELECT alert_id, operation_type, scope, alert_type, severity, actual_duration_microseconds, baseline_p99_microseconds, violation_multiplier, threshold_multiplier, created_at, first_seen_at, last_seen_at, occurrence_count, metric_id, worst_metric_id, baseline_id, execution_id, acknowledged, acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution_notes, details, snoozed, snooze_id, detected_at FROM pggit.performance_alerts WHERE alert_id = $1
 `
 
 func (q *Queries) GetAlert(ctx context.Context, alertID int64) (Alert, error) {
@@ -86,6 +87,7 @@ func (q *Queries) GetAlert(ctx context.Context, alertID int64) (Alert, error) {
 		&i.Details,
 		&i.Snoozed,
 		&i.SnoozeID,
+		&i.DetectedAt,
 	)
 	return i, err
 }
@@ -124,7 +126,7 @@ func (q *Queries) IsAlertSnoozed(ctx context.Context, operationType string, aler
 }
 
 const listAlerts = `-- name: ListAlerts :many
-SELECT alert_id, operation_type, scope, alert_type, severity, actual_duration_microseconds, baseline_p99_microseconds, violation_multiplier, threshold_multiplier, created_at, first_seen_at, last_seen_at, occurrence_count, metric_id, worst_metric_id, baseline_id, execution_id, acknowledged, acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution_notes, details, snoozed, snooze_id FROM pggit.performance_alerts
+SELECT alert_id, operation_type, scope, alert_type, severity, actual_duration_microseconds, baseline_p99_microseconds, violation_multiplier, threshold_multiplier, created_at, first_seen_at, last_seen_at, occurrence_count, metric_id, worst_metric_id, baseline_id, execution_id, acknowledged, acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution_notes, details, snoozed, snooze_id, detected_at FROM pggit.performance_alerts
 WHERE (NOT $1::boolean OR resolved_at IS NULL)
   AND ($2::text IS NULL OR severity = $2::text)
   AND ($3::text IS NULL OR alert_type = $3::text)
@@ -187,6 +189,7 @@ func (q *Queries) ListAlerts(ctx context.Context, arg ListAlertsParams) ([]Alert
 			&i.Details,
 			&i.Snoozed,
 			&i.SnoozeID,
+			&i.DetectedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -239,7 +242,7 @@ func (q *Queries) ListSnoozes(ctx context.Context, activeOnly bool, maxRows int3
 }
 
 const raiseAlert = `-- name: RaiseAlert :one
-SELECT alert_id, operation_type, scope, alert_type, severity, actual_duration_microseconds, baseline_p99_microseconds, violation_multiplier, threshold_multiplier, created_at, first_seen_at, last_seen_at, occurrence_count, metric_id, worst_metric_id, baseline_id, execution_id, acknowledged, acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution_notes, details, snoozed, snooze_id FROM pggit.raise_alert(
+SELECT alert_id, operation_type, scope, alert_type, severity, actual_duration_microseconds, baseline_p99_microseconds, violation_multiplier, threshold_multiplier, created_at, first_seen_at, last_seen_at, occurrence_count, metric_id, worst_metric_id, baseline_id, execution_id, acknowledged, acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution_notes, details, snoozed, snooze_id, detected_at FROM pggit.raise_alert(
     $1::text,
     $2::text,
     $3::text,
@@ -295,12 +298,13 @@ func (q *Queries) RaiseAlert(ctx context.Context, arg RaiseAlertParams) (Alert, 
 		&i.Details,
 		&i.Snoozed,
 		&i.SnoozeID,
+		&i.DetectedAt,
 	)
 	return i, err
 }
 
 const resolveAlert = `-- name: ResolveAlert :one
-SELECT alert_id, operation_type, scope, alert_type, severity, actual_duration_microseconds, baseline_p99_microseconds, violation_multiplier, threshold_multiplier, created_at, first_seen_at, last_seen_at, occurrence_count, metric_id, worst_metric_id, baseline_id, execution_id, acknowledged, acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution_notes, details, snoozed, snooze_id FROM pggit.resolve_alert(
+SELECT alert_id, operation_type, scope, alert_type, severity, actual_duration_microseconds, baseline_p99_microseconds, violation_multiplier, threshold_multiplier, created_at, first_seen_at, last_seen_at, occurrence_count, metric_id, worst_metric_id, baseline_id, execution_id, acknowledged, acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution_notes, details, snoozed, snooze_id, detected_at FROM pggit.resolve_alert(
     $1::bigint,
     coalesce($2::text, current_user),
     $3::text
@@ -337,6 +341,7 @@ func (q *Queries) ResolveAlert(ctx context.Context, alertID int64, resolvedBy *s
 		&i.Details,
 		&i.Snoozed,
 		&i.SnoozeID,
+		&i.DetectedAt,
 	)
 	return i, err
 }

@@ -57,7 +57,7 @@ func (q *Queries) GetActiveBaseline(ctx context.Context, operationType string, s
 }
 
 const getOperationType = `-- name: GetOperationType :one
-SELECT operation_type, category, is_tracked, alert_threshold_multiplier, description, created_at, updated_at, critical_multiplier FROM pggit.performance_operation_types
+SELECT operation_type, category, is_tracked, alert_threshold_multiplier, description, created_at, updated_at, critical_multiplier, min_window_count, anomaly_warning_z, anomaly_critical_z, anomaly_confirm_k, anomaly_confirm_n, degradation_warning_ratio, degradation_critical_ratio, degradation_threshold, resolve_after_minutes FROM pggit.performance_operation_types
 WHERE operation_type = $1
 `
 
@@ -73,6 +73,15 @@ func (q *Queries) GetOperationType(ctx context.Context, operationType string) (O
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.CriticalMultiplier,
+		&i.MinWindowCount,
+		&i.AnomalyWarningZ,
+		&i.AnomalyCriticalZ,
+		&i.AnomalyConfirmK,
+		&i.AnomalyConfirmN,
+		&i.DegradationWarningRatio,
+		&i.DegradationCriticalRatio,
+		&i.DegradationThreshold,
+		&i.ResolveAfterMinutes,
 	)
 	return i, err
 }
@@ -236,7 +245,7 @@ func (q *Queries) ListBaselineHistory(ctx context.Context, operationType string,
 }
 
 const listOperationTypes = `-- name: ListOperationTypes :many
-SELECT operation_type, category, is_tracked, alert_threshold_multiplier, description, created_at, updated_at, critical_multiplier FROM pggit.performance_operation_types
+SELECT operation_type, category, is_tracked, alert_threshold_multiplier, description, created_at, updated_at, critical_multiplier, min_window_count, anomaly_warning_z, anomaly_critical_z, anomaly_confirm_k, anomaly_confirm_n, degradation_warning_ratio, degradation_critical_ratio, degradation_threshold, resolve_after_minutes FROM pggit.performance_operation_types
 ORDER BY operation_type
 `
 
@@ -258,6 +267,15 @@ func (q *Queries) ListOperationTypes(ctx context.Context) ([]OperationType, erro
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.CriticalMultiplier,
+			&i.MinWindowCount,
+			&i.AnomalyWarningZ,
+			&i.AnomalyCriticalZ,
+			&i.AnomalyConfirmK,
+			&i.AnomalyConfirmN,
+			&i.DegradationWarningRatio,
+			&i.DegradationCriticalRatio,
+			&i.DegradationThreshold,
+			&i.ResolveAfterMinutes,
 		); err != nil {
 			return nil, err
 		}
@@ -494,14 +512,25 @@ func (q *Queries) RecordPerformanceMetric(ctx context.Context, arg RecordPerform
 
 const upsertOperationType = `-- name: UpsertOperationType :one
 INSERT INTO pggit.performance_operation_types AS t
-    (operation_type, category, is_tracked, alert_threshold_multiplier, critical_multiplier, description)
+    (operation_type, category, is_tracked, alert_threshold_multiplier, critical_multiplier, description,
+     min_window_count, anomaly_warning_z, anomaly_critical_z, anomaly_confirm_k, anomaly_confirm_n,
+     degradation_warning_ratio, degradation_critical_ratio, degradation_threshold, resolve_after_minutes)
 VALUES (
     $1::text,
     coalesce($2::text, 'general'),
     coalesce($3::boolean, true),
     coalesce($4::double precision, 2.0),
     coalesce($5::double precision, 5.0),
-    $6::text
+    $6::text,
+    coalesce($7::integer, 20),
+    coalesce($8::double precision, 3.5),
+    coalesce($9::double precision, 5.0),
+    coalesce($10::integer, 2),
+    coalesce($11::integer, 3),
+    coalesce($12::double precision, 1.3),
+    coalesce($13::double precision, 1.5),
+    coalesce($14::double precision, 12.0),
+    coalesce($15::integer, 30)
 )
 ON CONFLICT (operation_type) DO UPDATE SET
     category                   = coalesce($2::text, t.category),
@@ -511,8 +540,19 @@ ON CONFLICT (operation_type) DO UPDATE SET
     critical_multiplier        = coalesce($5::double precision,
                                           t.critical_multiplier),
     description                = coalesce($6::text, t.description),
+    min_window_count           = coalesce($7::integer, t.min_window_count),
+    anomaly_warning_z          = coalesce($8::double precision, t.anomaly_warning_z),
+    anomaly_critical_z         = coalesce($9::double precision, t.anomaly_critical_z),
+    anomaly_confirm_k          = coalesce($10::integer, t.anomaly_confirm_k),
+    anomaly_confirm_n          = coalesce($11::integer, t.anomaly_confirm_n),
+    degradation_warning_ratio  = coalesce($12::double precision,
+                                          t.degradation_warning_ratio),
+    degradation_critical_ratio = coalesce($13::double precision,
+                                          t.degradation_critical_ratio),
+    degradation_threshold      = coalesce($14::double precision, t.degradation_threshold),
+    resolve_after_minutes      = coalesce($15::integer, t.resolve_after_minutes),
     updated_at                 = now()
-RETURNING operation_type, category, is_tracked, alert_threshold_multiplier, description, created_at, updated_at, critical_multiplier
+RETURNING operation_type, category, is_tracked, alert_threshold_multiplier, description, created_at, updated_at, critical_multiplier, min_window_count, anomaly_warning_z, anomaly_critical_z, anomaly_confirm_k, anomaly_confirm_n, degradation_warning_ratio, degradation_critical_ratio, degradation_threshold, resolve_after_minutes
 `
 
 type UpsertOperationTypeParams struct {
@@ -522,6 +562,15 @@ type UpsertOperationTypeParams struct {
 	AlertThresholdMultiplier *float64 `json:"alert_threshold_multiplier"`
 	CriticalMultiplier       *float64 `json:"critical_multiplier"`
 	Description              *string  `json:"description"`
+	MinWindowCount           *int32   `json:"min_window_count"`
+	AnomalyWarningZ          *float64 `json:"anomaly_warning_z"`
+	AnomalyCriticalZ         *float64 `json:"anomaly_critical_z"`
+	AnomalyConfirmK          *int32   `json:"anomaly_confirm_k"`
+	AnomalyConfirmN          *int32   `json:"anomaly_confirm_n"`
+	DegradationWarningRatio  *float64 `json:"degradation_warning_ratio"`
+	DegradationCriticalRatio *float64 `json:"degradation_critical_ratio"`
+	DegradationThreshold     *float64 `json:"degradation_threshold"`
+	ResolveAfterMinutes      *int32   `json:"resolve_after_minutes"`
 }
 
 // Registers or reconfigures an operation. NULL arguments keep the current value
@@ -534,6 +583,15 @@ func (q *Queries) UpsertOperationType(ctx context.Context, arg UpsertOperationTy
 		arg.AlertThresholdMultiplier,
 		arg.CriticalMultiplier,
 		arg.Description,
+		arg.MinWindowCount,
+		arg.AnomalyWarningZ,
+		arg.AnomalyCriticalZ,
+		arg.AnomalyConfirmK,
+		arg.AnomalyConfirmN,
+		arg.DegradationWarningRatio,
+		arg.DegradationCriticalRatio,
+		arg.DegradationThreshold,
+		arg.ResolveAfterMinutes,
 	)
 	var i OperationType
 	err := row.Scan(
@@ -545,6 +603,15 @@ func (q *Queries) UpsertOperationType(ctx context.Context, arg UpsertOperationTy
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.CriticalMultiplier,
+		&i.MinWindowCount,
+		&i.AnomalyWarningZ,
+		&i.AnomalyCriticalZ,
+		&i.AnomalyConfirmK,
+		&i.AnomalyConfirmN,
+		&i.DegradationWarningRatio,
+		&i.DegradationCriticalRatio,
+		&i.DegradationThreshold,
+		&i.ResolveAfterMinutes,
 	)
 	return i, err
 }

@@ -38,6 +38,7 @@ type Alert struct {
 	Details                    json.RawMessage `json:"details"`
 	Snoozed                    bool            `json:"snoozed"`
 	SnoozeID                   *int64          `json:"snooze_id"`
+	DetectedAt                 *time.Time      `json:"detected_at"`
 }
 
 type Baseline struct {
@@ -102,6 +103,36 @@ type DeliveryLog struct {
 	CreatedAt  time.Time `json:"created_at"`
 }
 
+type DetectionRun struct {
+	RunID          int64      `json:"run_id"`
+	StartedAt      time.Time  `json:"started_at"`
+	FinishedAt     *time.Time `json:"finished_at"`
+	DurationMs     *float64   `json:"duration_ms"`
+	AsOf           time.Time  `json:"as_of"`
+	EvaluatedFrom  time.Time  `json:"evaluated_from"`
+	EvaluatedTo    time.Time  `json:"evaluated_to"`
+	Operations     int32      `json:"operations"`
+	AlertsOpened   int32      `json:"alerts_opened"`
+	AlertsChanged  int32      `json:"alerts_changed"`
+	AlertsResolved int32      `json:"alerts_resolved"`
+}
+
+type Histogram struct {
+	OperationType string    `json:"operation_type"`
+	Scope         string    `json:"scope"`
+	BucketStart   time.Time `json:"bucket_start"`
+	BucketSeconds int32     `json:"bucket_seconds"`
+	SampleCount   int64     `json:"sample_count"`
+	SumUs         float64   `json:"sum_us"`
+	SumSqUs       float64   `json:"sum_sq_us"`
+	SumLn         float64   `json:"sum_ln"`
+	SumLnSq       float64   `json:"sum_ln_sq"`
+	MinUs         int64     `json:"min_us"`
+	MaxUs         int64     `json:"max_us"`
+	Bins          []int32   `json:"bins"`
+	Counts        []int64   `json:"counts"`
+}
+
 type Metric struct {
 	MetricID             int64           `json:"metric_id"`
 	OperationType        string          `json:"operation_type"`
@@ -163,11 +194,97 @@ type OperationType struct {
 	CreatedAt                time.Time `json:"created_at"`
 	UpdatedAt                time.Time `json:"updated_at"`
 	CriticalMultiplier       float64   `json:"critical_multiplier"`
+	MinWindowCount           int32     `json:"min_window_count"`
+	AnomalyWarningZ          float64   `json:"anomaly_warning_z"`
+	AnomalyCriticalZ         float64   `json:"anomaly_critical_z"`
+	AnomalyConfirmK          int32     `json:"anomaly_confirm_k"`
+	AnomalyConfirmN          int32     `json:"anomaly_confirm_n"`
+	DegradationWarningRatio  float64   `json:"degradation_warning_ratio"`
+	DegradationCriticalRatio float64   `json:"degradation_critical_ratio"`
+	DegradationThreshold     float64   `json:"degradation_threshold"`
+	ResolveAfterMinutes      int32     `json:"resolve_after_minutes"`
+}
+
+type PggitDetectionBlock struct {
+	OperationType string    `json:"operation_type"`
+	Scope         string    `json:"scope"`
+	BlockEnd      time.Time `json:"block_end"`
+	BlockMinutes  int32     `json:"block_minutes"`
+	SampleCount   int64     `json:"sample_count"`
+	P50Us         float64   `json:"p50_us"`
+	P90Us         float64   `json:"p90_us"`
+	ExpectedUs    float64   `json:"expected_us"`
+	Z50           float64   `json:"z50"`
+	Z90           float64   `json:"z90"`
+	Score         *float64  `json:"score"`
+}
+
+type PggitDetectionHour struct {
+	OperationType string    `json:"operation_type"`
+	Scope         string    `json:"scope"`
+	Hour          time.Time `json:"hour"`
+	SampleCount   int64     `json:"sample_count"`
+	L25           float64   `json:"l25"`
+	L50           float64   `json:"l50"`
+	L75           float64   `json:"l75"`
+	L90           float64   `json:"l90"`
+	L99           float64   `json:"l99"`
+}
+
+type PggitDetectionProgress struct {
+	Singleton        bool       `json:"singleton"`
+	EvaluatedThrough *time.Time `json:"evaluated_through"`
+}
+
+type PggitDetectionReference struct {
+	OperationType string    `json:"operation_type"`
+	Scope         string    `json:"scope"`
+	BuiltAt       time.Time `json:"built_at"`
+	HistoryFrom   time.Time `json:"history_from"`
+	HoursUsed     int32     `json:"hours_used"`
+	SeasonalHours int32     `json:"seasonal_hours"`
+	Level         float64   `json:"level"`
+	HodLevel      []float64 `json:"hod_level"`
+	Scale         float64   `json:"scale"`
+	D90           float64   `json:"d90"`
+	Tau50         float64   `json:"tau50"`
+	Tau90         float64   `json:"tau90"`
+	RatePerMinute float64   `json:"rate_per_minute"`
+	BlockMinutes  int32     `json:"block_minutes"`
+	Stale         bool      `json:"stale"`
+}
+
+type PggitDetectionState struct {
+	OperationType      string      `json:"operation_type"`
+	Scope              string      `json:"scope"`
+	Cusum              int64       `json:"cusum"`
+	CusumSince         *time.Time  `json:"cusum_since"`
+	MwuTestedAt        *time.Time  `json:"mwu_tested_at"`
+	DegradationAlertID *int64      `json:"degradation_alert_id"`
+	RecoveryCusum      int64       `json:"recovery_cusum"`
+	RecoverySince      *time.Time  `json:"recovery_since"`
+	Shift              *float64    `json:"shift"`
+	ThresholdAlertID   *int64      `json:"threshold_alert_id"`
+	ThresholdLastHit   *time.Time  `json:"threshold_last_hit"`
+	AnomalyAlertID     *int64      `json:"anomaly_alert_id"`
+	AnomalyLastHit     *time.Time  `json:"anomaly_last_hit"`
+	AnomalyScores      []float64   `json:"anomaly_scores"`
+	AnomalyEnds        []time.Time `json:"anomaly_ends"`
+	UpdatedThrough     *time.Time  `json:"updated_through"`
 }
 
 type PggitNotificationBatchOpen struct {
 	WebhookID int64  `json:"webhook_id"`
 	BatchID   *int64 `json:"batch_id"`
+}
+
+type PggitPerformanceBaselineFloor struct {
+	OperationType string    `json:"operation_type"`
+	Scope         string    `json:"scope"`
+	Since         time.Time `json:"since"`
+	AlertID       *int64    `json:"alert_id"`
+	AcceptedBy    string    `json:"accepted_by"`
+	AcceptedAt    time.Time `json:"accepted_at"`
 }
 
 type PggitPerformanceHourly struct {

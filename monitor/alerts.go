@@ -64,6 +64,10 @@ type Alert struct {
 	WorstMetricID  int64
 	BaselineID     int64
 	ExecutionID    int64 // recalculation run, for BASELINE_RECALC_ERROR
+	// DetectedAt is the sample time at which a detector raised the alert
+	// (zero for alerts raised by hand or by a recalculation). FirstSeenAt is
+	// the start of the first offending window, or the change point.
+	DetectedAt     time.Time
 	AcknowledgedAt time.Time
 	AcknowledgedBy string
 	ResolvedAt     time.Time
@@ -356,6 +360,7 @@ func alertFromRow(r gen.Alert) *Alert {
 		WorstMetricID:       deref(r.WorstMetricID),
 		BaselineID:          deref(r.BaselineID),
 		ExecutionID:         deref(r.ExecutionID),
+		DetectedAt:          deref(r.DetectedAt),
 		AcknowledgedAt:      deref(r.AcknowledgedAt),
 		AcknowledgedBy:      deref(r.AcknowledgedBy),
 		ResolvedAt:          deref(r.ResolvedAt),

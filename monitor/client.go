@@ -301,35 +301,70 @@ func (c *Client) Baseline(ctx context.Context, operationType, scope string) (*Ba
 	return baselineFromRow(row), nil
 }
 
-// OperationParams configure one operation. Nil fields keep the current value
-// (or the default, for an operation not seen yet).
+// OperationParams configure one operation: whether it is tracked and every
+// detection threshold. Nil fields keep the current value (or the default, for
+// an operation not seen yet). Detection uses a change at its next run.
 type OperationParams struct {
 	OperationType string
 	// Category groups operations in dashboards. Defaults to "general".
 	Category *string
-	// Tracked operations get baselines. Defaults to true.
+	// Tracked operations get baselines and detection. Defaults to true.
 	Tracked *bool
-	// ThresholdMultiplier: a sample at or above p99 x this raises a
-	// THRESHOLD_EXCEEDED alert, 1..1000. Defaults to 2.0. Detection uses it at
-	// once; baselines record the value in force when they were calculated.
+	// ThresholdMultiplier: a window whose p99 is at or above the baseline p99
+	// x this raises THRESHOLD_EXCEEDED (WARNING), 1..1000. Defaults to 2.0.
+	// Baselines record the value in force when they were calculated.
 	ThresholdMultiplier *float64
-	// CriticalMultiplier: a violation at or above p99 x this is CRITICAL,
-	// below it WARNING; at least ThresholdMultiplier, at most 1000. Defaults
-	// to 5.0.
+	// CriticalMultiplier: at or above the baseline p99 x this the
+	// THRESHOLD_EXCEEDED alert is CRITICAL; at least ThresholdMultiplier, at
+	// most 1000. Defaults to 5.0.
 	CriticalMultiplier *float64
-	Description        *string
+	// MinWindowCount is the fewest samples in a window that can raise an
+	// alert (THRESHOLD_EXCEEDED, ANOMALY); sparse operations get longer
+	// windows, up to 1 hour. 1 opts in to the per-sample rule: any sample
+	// over the threshold raises. 1..100000. Defaults to 20.
+	MinWindowCount *int
+	// AnomalyWarningZ and AnomalyCriticalZ: robust z-scores of a window's log
+	// latency against the operation's history for that hour of day, 1..100,
+	// critical >= warning. Default to 3.5 and 5.0.
+	AnomalyWarningZ, AnomalyCriticalZ *float64
+	// AnomalyConfirmK of the last AnomalyConfirmN windows must be anomalous
+	// (1 <= k <= n <= 20). Default to 2 and 3.
+	AnomalyConfirmK, AnomalyConfirmN *int
+	// DegradationWarningRatio is the smallest sustained shift DEGRADATION
+	// looks for (p99 after/before; the CUSUM is tuned to it), and
+	// DegradationCriticalRatio makes it CRITICAL; > 1, critical >= warning,
+	// at most 100. Default to 1.3 and 1.5.
+	DegradationWarningRatio, DegradationCriticalRatio *float64
+	// DegradationThreshold is the CUSUM's decision threshold (a
+	// log-likelihood ratio), 1..1000: higher is slower and quieter.
+	// Defaults to 12.
+	DegradationThreshold *float64
+	// ResolveAfter: an alert resolves itself after the operation has been
+	// healthy this long, whole minutes from 1 minute to 7 days. Defaults to
+	// 30 minutes.
+	ResolveAfter *time.Duration
+	Description  *string
 }
 
-// Operation is a registered operation.
+// Operation is a registered operation with its settings.
 type Operation struct {
-	OperationType       string
-	Category            string
-	Tracked             bool
-	ThresholdMultiplier float64
-	CriticalMultiplier  float64
-	Description         string
-	CreatedAt           time.Time
-	UpdatedAt           time.Time
+	OperationType            string
+	Category                 string
+	Tracked                  bool
+	ThresholdMultiplier      float64
+	CriticalMultiplier       float64
+	MinWindowCount           int
+	AnomalyWarningZ          float64
+	AnomalyCriticalZ         float64
+	AnomalyConfirmK          int
+	AnomalyConfirmN          int
+	DegradationWarningRatio  float64
+	DegradationCriticalRatio float64
+	DegradationThreshold     float64
+	ResolveAfter             time.Duration
+	Description              string
+	CreatedAt                time.Time
+	UpdatedAt                time.Time
 }
 
 // ConfigureOperation registers or reconfigures an operation.
@@ -342,6 +377,20 @@ func (c *Client) ConfigureOperationTx(ctx context.Context, tx pgx.Tx, p Operatio
 	return c.configureOperation(ctx, c.queries.WithTx(tx), p)
 }
 
+// operationConstraints name the field a violated CHECK of
+// pggit.performance_operation_types is about, for the settings that depend on
+// each other (the current value may be the other half).
+var operationConstraints = map[string]struct{ field, msg string }{
+	"performance_operation_types_critical_check": {"CriticalMultiplier",
+		"must be at least the operation's ThresholdMultiplier; this change would put it below (set both together)"},
+	"performance_operation_types_anomaly_z_check": {"AnomalyCriticalZ",
+		"must be at least the operation's AnomalyWarningZ; this change would put it below (set both together)"},
+	"performance_operation_types_anomaly_confirm_check": {"AnomalyConfirmK",
+		"must be at most the operation's AnomalyConfirmN; this change would put it above (set both together)"},
+	"performance_operation_types_degradation_ratio_check": {"DegradationCriticalRatio",
+		"must be at least the operation's DegradationWarningRatio; this change would put it below (set both together)"},
+}
+
 func (c *Client) configureOperation(ctx context.Context, q *gen.Queries, p OperationParams) (*Operation, error) {
 	if err := validateName("OperationType", p.OperationType); err != nil {
 		return nil, err
@@ -349,11 +398,51 @@ func (c *Client) configureOperation(ctx context.Context, q *gen.Queries, p Opera
 	if p.Category != nil && (len(*p.Category) == 0 || len(*p.Category) > 100) {
 		return nil, argError("Category", "must be a non-empty name of at most 100 characters, got %q", *p.Category)
 	}
-	if m := p.ThresholdMultiplier; m != nil && (math.IsNaN(*m) || *m < 1 || *m > 1000) {
-		return nil, argError("ThresholdMultiplier", "must be between 1 and 1000, got %v", *m)
+	for _, f := range []struct {
+		name     string
+		v        *float64
+		min, max float64
+		open     bool // min excluded
+	}{
+		{"ThresholdMultiplier", p.ThresholdMultiplier, 1, 1000, false},
+		{"CriticalMultiplier", p.CriticalMultiplier, 1, 1000, false},
+		{"AnomalyWarningZ", p.AnomalyWarningZ, 1, 100, false},
+		{"AnomalyCriticalZ", p.AnomalyCriticalZ, 1, 100, false},
+		{"DegradationWarningRatio", p.DegradationWarningRatio, 1, 100, true},
+		{"DegradationCriticalRatio", p.DegradationCriticalRatio, 1, 100, true},
+		{"DegradationThreshold", p.DegradationThreshold, 1, 1000, false},
+	} {
+		if f.v == nil {
+			continue
+		}
+		if v := *f.v; math.IsNaN(v) || v > f.max || v < f.min || (f.open && v == f.min) {
+			lo := "between %v and %v"
+			if f.open {
+				lo = "greater than %v and at most %v"
+			}
+			return nil, argError(f.name, "must be "+lo+", got %v", f.min, f.max, v)
+		}
 	}
-	if m := p.CriticalMultiplier; m != nil && (math.IsNaN(*m) || *m < 1 || *m > 1000) {
-		return nil, argError("CriticalMultiplier", "must be between 1 and 1000, got %v", *m)
+	for _, f := range []struct {
+		name     string
+		v        *int
+		min, max int
+	}{
+		{"MinWindowCount", p.MinWindowCount, 1, 100000},
+		{"AnomalyConfirmK", p.AnomalyConfirmK, 1, 20},
+		{"AnomalyConfirmN", p.AnomalyConfirmN, 1, 20},
+	} {
+		if f.v != nil && (*f.v < f.min || *f.v > f.max) {
+			return nil, argError(f.name, "must be between %d and %d, got %d", f.min, f.max, *f.v)
+		}
+	}
+	var resolveMinutes *int32
+	if d := p.ResolveAfter; d != nil {
+		if *d < time.Minute || *d > 7*24*time.Hour || *d%time.Minute != 0 {
+			return nil, argError("ResolveAfter", "must be a whole number of minutes from 1m to 168h, got %s", *d)
+		}
+		m := int32(*d / time.Minute)
+		resolveMinutes = &m
 	}
 	row, err := q.UpsertOperationType(ctx, gen.UpsertOperationTypeParams{
 		OperationType:            p.OperationType,
@@ -362,24 +451,66 @@ func (c *Client) configureOperation(ctx context.Context, q *gen.Queries, p Opera
 		AlertThresholdMultiplier: p.ThresholdMultiplier,
 		CriticalMultiplier:       p.CriticalMultiplier,
 		Description:              p.Description,
+		MinWindowCount:           int32Ptr(p.MinWindowCount),
+		AnomalyWarningZ:          p.AnomalyWarningZ,
+		AnomalyCriticalZ:         p.AnomalyCriticalZ,
+		AnomalyConfirmK:          int32Ptr(p.AnomalyConfirmK),
+		AnomalyConfirmN:          int32Ptr(p.AnomalyConfirmN),
+		DegradationWarningRatio:  p.DegradationWarningRatio,
+		DegradationCriticalRatio: p.DegradationCriticalRatio,
+		DegradationThreshold:     p.DegradationThreshold,
+		ResolveAfterMinutes:      resolveMinutes,
 	})
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.ConstraintName == "performance_operation_types_critical_check" {
-		return nil, argError("CriticalMultiplier", "must be at least the operation's ThresholdMultiplier; this change would put it below (set both together)")
+	if errors.As(err, &pgErr) {
+		if c, ok := operationConstraints[pgErr.ConstraintName]; ok {
+			return nil, argError(c.field, "%s", c.msg)
+		}
 	}
 	if err != nil {
 		return nil, mapError(err)
 	}
+	return operationFromRow(row), nil
+}
+
+// Operation returns one registered operation with its settings, or
+// ErrNotFound.
+func (c *Client) Operation(ctx context.Context, operationType string) (*Operation, error) {
+	row, err := c.queries.GetOperationType(ctx, operationType)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return operationFromRow(row), nil
+}
+
+func operationFromRow(row gen.OperationType) *Operation {
 	return &Operation{
-		OperationType:       row.OperationType,
-		Category:            row.Category,
-		Tracked:             row.IsTracked,
-		ThresholdMultiplier: row.AlertThresholdMultiplier,
-		CriticalMultiplier:  row.CriticalMultiplier,
-		Description:         deref(row.Description),
-		CreatedAt:           row.CreatedAt,
-		UpdatedAt:           row.UpdatedAt,
-	}, nil
+		OperationType:            row.OperationType,
+		Category:                 row.Category,
+		Tracked:                  row.IsTracked,
+		ThresholdMultiplier:      row.AlertThresholdMultiplier,
+		CriticalMultiplier:       row.CriticalMultiplier,
+		MinWindowCount:           int(row.MinWindowCount),
+		AnomalyWarningZ:          row.AnomalyWarningZ,
+		AnomalyCriticalZ:         row.AnomalyCriticalZ,
+		AnomalyConfirmK:          int(row.AnomalyConfirmK),
+		AnomalyConfirmN:          int(row.AnomalyConfirmN),
+		DegradationWarningRatio:  row.DegradationWarningRatio,
+		DegradationCriticalRatio: row.DegradationCriticalRatio,
+		DegradationThreshold:     row.DegradationThreshold,
+		ResolveAfter:             time.Duration(row.ResolveAfterMinutes) * time.Minute,
+		Description:              deref(row.Description),
+		CreatedAt:                row.CreatedAt,
+		UpdatedAt:                row.UpdatedAt,
+	}
+}
+
+func int32Ptr(p *int) *int32 {
+	if p == nil {
+		return nil
+	}
+	v := int32(*p)
+	return &v
 }
 
 func durationSeconds(d time.Duration) int32 {

@@ -84,14 +84,25 @@ ORDER BY operation_type;
 -- Registers or reconfigures an operation. NULL arguments keep the current value
 -- (or the column default for a new operation).
 INSERT INTO pggit.performance_operation_types AS t
-    (operation_type, category, is_tracked, alert_threshold_multiplier, critical_multiplier, description)
+    (operation_type, category, is_tracked, alert_threshold_multiplier, critical_multiplier, description,
+     min_window_count, anomaly_warning_z, anomaly_critical_z, anomaly_confirm_k, anomaly_confirm_n,
+     degradation_warning_ratio, degradation_critical_ratio, degradation_threshold, resolve_after_minutes)
 VALUES (
     sqlc.arg(operation_type)::text,
     coalesce(sqlc.narg(category)::text, 'general'),
     coalesce(sqlc.narg(is_tracked)::boolean, true),
     coalesce(sqlc.narg(alert_threshold_multiplier)::double precision, 2.0),
     coalesce(sqlc.narg(critical_multiplier)::double precision, 5.0),
-    sqlc.narg(description)::text
+    sqlc.narg(description)::text,
+    coalesce(sqlc.narg(min_window_count)::integer, 20),
+    coalesce(sqlc.narg(anomaly_warning_z)::double precision, 3.5),
+    coalesce(sqlc.narg(anomaly_critical_z)::double precision, 5.0),
+    coalesce(sqlc.narg(anomaly_confirm_k)::integer, 2),
+    coalesce(sqlc.narg(anomaly_confirm_n)::integer, 3),
+    coalesce(sqlc.narg(degradation_warning_ratio)::double precision, 1.3),
+    coalesce(sqlc.narg(degradation_critical_ratio)::double precision, 1.5),
+    coalesce(sqlc.narg(degradation_threshold)::double precision, 12.0),
+    coalesce(sqlc.narg(resolve_after_minutes)::integer, 30)
 )
 ON CONFLICT (operation_type) DO UPDATE SET
     category                   = coalesce(sqlc.narg(category)::text, t.category),
@@ -101,5 +112,16 @@ ON CONFLICT (operation_type) DO UPDATE SET
     critical_multiplier        = coalesce(sqlc.narg(critical_multiplier)::double precision,
                                           t.critical_multiplier),
     description                = coalesce(sqlc.narg(description)::text, t.description),
+    min_window_count           = coalesce(sqlc.narg(min_window_count)::integer, t.min_window_count),
+    anomaly_warning_z          = coalesce(sqlc.narg(anomaly_warning_z)::double precision, t.anomaly_warning_z),
+    anomaly_critical_z         = coalesce(sqlc.narg(anomaly_critical_z)::double precision, t.anomaly_critical_z),
+    anomaly_confirm_k          = coalesce(sqlc.narg(anomaly_confirm_k)::integer, t.anomaly_confirm_k),
+    anomaly_confirm_n          = coalesce(sqlc.narg(anomaly_confirm_n)::integer, t.anomaly_confirm_n),
+    degradation_warning_ratio  = coalesce(sqlc.narg(degradation_warning_ratio)::double precision,
+                                          t.degradation_warning_ratio),
+    degradation_critical_ratio = coalesce(sqlc.narg(degradation_critical_ratio)::double precision,
+                                          t.degradation_critical_ratio),
+    degradation_threshold      = coalesce(sqlc.narg(degradation_threshold)::double precision, t.degradation_threshold),
+    resolve_after_minutes      = coalesce(sqlc.narg(resolve_after_minutes)::integer, t.resolve_after_minutes),
     updated_at                 = now()
 RETURNING *;

@@ -109,7 +109,7 @@ CREATE TABLE pggit.detection_references (
     built_at        timestamptz        NOT NULL,
     history_from    timestamptz        NOT NULL,
     hours_used      integer            NOT NULL,
-    -- Hours of the day with a level of their own (history on >= 3 days).
+    -- Hours of the day with a level of their own (history on >= 2 days).
     seasonal_hours  integer            NOT NULL,
     -- Median of the hourly medians.
     level           double precision   NOT NULL,

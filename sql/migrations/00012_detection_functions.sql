@@ -411,9 +411,9 @@ $$;
 -- (Re)builds the references of operations at hour boundary p_at, from their
 -- hours in [p_at - lookback, p_at - 1 hour): the most recent hour is left out,
 -- so a regression younger than an hour is never part of its own reference.
--- Hours that overlap an alert of the operation (THRESHOLD_EXCEEDED, ANOMALY,
--- DEGRADATION; not accepted ones) and hours before an accepted change point
--- are left out too. With p_only_missing, only operations without a reference;
+-- Hours from the start of an open THRESHOLD_EXCEEDED, ANOMALY or DEGRADATION
+-- alert of the operation, and hours before an accepted change point, are left
+-- out too. With p_only_missing, only operations without a reference;
 -- otherwise those due: missing, stale, young (less than the lookback of
 -- history: rebuilt every hour) or a day old (rebuilt once a day, at an hour of
 -- the day that depends on the operation, so the work is spread).
@@ -462,13 +462,17 @@ BEGIN
                ON f.operation_type = dh.operation_type AND f.scope = dh.scope
         WHERE dh.hour >= p_at - v_lookback AND dh.hour < p_at - interval '1 hour'
           AND (f.since IS NULL OR dh.hour >= f.since)
+          -- An open regression is not normal: its hours stay out until it
+          -- resolves (or is accepted). Resolved ones come back in: the
+          -- medians below shrug off a few bad hours, while leaving out every
+          -- hour that ever alerted would teach the reference that a daily
+          -- peak is abnormal, and keep it so.
           AND NOT EXISTS (
               SELECT 1 FROM pggit.performance_alerts a
               WHERE a.operation_type = dh.operation_type AND a.scope = dh.scope
+                AND a.resolved_at IS NULL
                 AND a.alert_type IN ('THRESHOLD_EXCEEDED', 'ANOMALY', 'DEGRADATION')
-                AND a.first_seen_at < dh.hour + interval '1 hour'
-                AND coalesce(a.resolved_at, 'infinity') > dh.hour
-                AND NOT coalesce((a.details ->> 'accepted')::boolean, false))
+                AND a.first_seen_at < dh.hour + interval '1 hour')
     ),
     base AS (
         SELECT h.operation_type, h.scope, count(*)::integer AS hours, min(h.hour) AS history_from,
@@ -483,12 +487,12 @@ BEGIN
         HAVING count(*) >= v_min_hours AND sum(h.sample_count) >= 30
     ),
     prof AS (
-        -- An hour of the day gets its own level with history on >= 3 days.
+        -- An hour of the day gets its own level with history on >= 2 days.
         SELECT h.operation_type, h.scope, h.hod,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY h.l50) - b.level AS off
         FROM hrs h JOIN base b ON b.operation_type = h.operation_type AND b.scope = h.scope
         GROUP BY h.operation_type, h.scope, h.hod, b.level
-        HAVING count(*) >= 3
+        HAVING count(*) >= 2
     ),
     smooth AS (
         -- Circular 1-2-1 smoothing of the offsets; hours without their own
@@ -1074,8 +1078,11 @@ BEGIN
                 -- Confirmed by a rank test of after against before.
                 s.mwu_tested_at := v_end;
                 v_facts := pggit.detection_degradation_facts(p_operation_type, p_scope, s.cusum_since, v_end);
+                -- A shift the rank test confirms (p < 0.001) and at least
+                -- half the one looked for (in log terms): smaller ones are
+                -- not worth an alert.
                 IF v_facts IS NOT NULL AND (v_facts ->> 'mann_whitney_z')::double precision >= 3.09
-                   AND (v_facts ->> 'p50_after_ms')::double precision > (v_facts ->> 'p50_before_ms')::double precision THEN
+                   AND (v_facts ->> 'ratio')::double precision >= sqrt(t.degradation_warning_ratio) THEN
                     v_ratio := (v_facts ->> 'ratio')::double precision;
                     v_sev := CASE WHEN v_ratio >= t.degradation_critical_ratio THEN 'CRITICAL' ELSE 'WARNING' END;
                     v_id := pggit.detection_raise(p_operation_type, p_scope, 'DEGRADATION', v_sev, s.cusum_since, v_end,
@@ -1221,12 +1228,14 @@ $$;
 -- CORRELATION at sample time p_at (a 5-minute mark): operations with open
 -- findings (THRESHOLD_EXCEEDED, ANOMALY, DEGRADATION alerts detected by then)
 -- whose change points lie within two 5-minute windows of each other and whose
--- de-seasonalised 5-minute series (mean standardized residual) correlate with
+-- de-seasonalised 5-minute series (mean standardized residual against the
+-- reference, from 150 minutes before the earlier change point) correlate with
 -- Pearson r >= detection_correlation_r over >= 30 shared windows are grouped;
 -- each group of two or more is one CORRELATION alert, named after its first
--- member (earliest change point) and listing all of them. A group whose
--- members recovered is resolved. Returns the alerts opened, changed or
--- resolved.
+-- member (earliest change point) and listing all of them. A pair is tested
+-- while one of its findings is younger than 3 hours; members stay members
+-- while their findings are open; a group whose members recovered is resolved.
+-- Returns the alerts opened, changed or resolved.
 -- +goose StatementBegin
 CREATE FUNCTION pggit.detection_correlate(p_at timestamptz)
 RETURNS bigint[]
@@ -1241,25 +1250,23 @@ DECLARE
     v_sevs    text[];
     v_ids     bigint[];
     v_parent  integer[];
-    v_n       integer;
-    v_i       integer;
-    v_j       integer;
-    v_a       integer;
-    v_b       integer;
-    v_r       double precision;
-    v_cnt     bigint;
-    v_root    integer;
-    v_members jsonb;
-    v_sev     text;
-    v_first   timestamptz;
-    v_rlow    double precision;
+    v_rootof  integer[];
     v_pi      integer[] := '{}';
     v_pr      double precision[] := '{}';
-    v_rootof  integer[];
+    v_n       integer;
+    v_i       integer;
+    v_a       integer;
+    v_b       integer;
+    v_root    integer;
+    v_pair    record;
+    v_old     record;
+    v_members jsonb;
+    v_sev     text;
+    v_rlow    double precision;
     v_alert   bigint;
+    v_msg     text;
     v_kept    bigint[] := '{}';
     v_changed bigint[] := '{}';
-    v_old     record;
 BEGIN
     SELECT array_agg(x.operation_type ORDER BY x.cp, x.operation_type, x.scope),
            array_agg(x.scope ORDER BY x.cp, x.operation_type, x.scope),
@@ -1281,35 +1288,70 @@ BEGIN
                                WHERE c.alert_type = 'CORRELATION' AND c.resolved_at IS NULL) THEN
         RETURN v_changed;
     END IF;
-
-    -- Union-find over the pairs that pass both tests.
     v_parent := ARRAY(SELECT g FROM generate_series(1, v_n) g);
-    FOR v_i IN 1 .. v_n - 1 LOOP
-        FOR v_j IN v_i + 1 .. v_n LOOP
-            EXIT WHEN v_cps[v_j] - v_cps[v_i] > interval '10 minutes';
-            SELECT corr(a.x, b.x), count(*) INTO v_r, v_cnt
-            FROM (
-                SELECT floor(extract(epoch FROM d.minute) / 300) AS w, sum(d.resid_sum) / sum(d.sample_count) AS x
-                FROM pggit.detection_series(v_cps[v_i] - interval '150 minutes', p_at, v_ops[v_i], v_scopes[v_i], 0.01) d
-                WHERE d.resid_sum IS NOT NULL
-                GROUP BY 1
-            ) a
-            JOIN (
-                SELECT floor(extract(epoch FROM d.minute) / 300) AS w, sum(d.resid_sum) / sum(d.sample_count) AS x
-                FROM pggit.detection_series(v_cps[v_i] - interval '150 minutes', p_at, v_ops[v_j], v_scopes[v_j], 0.01) d
-                WHERE d.resid_sum IS NOT NULL
-                GROUP BY 1
-            ) b ON b.w = a.w;
-            IF v_cnt >= 30 AND v_r >= v_rmin THEN
-                v_a := v_i;
-                WHILE v_parent[v_a] <> v_a LOOP v_a := v_parent[v_a]; END LOOP;
-                v_b := v_j;
-                WHILE v_parent[v_b] <> v_b LOOP v_b := v_parent[v_b]; END LOOP;
-                v_parent[greatest(v_a, v_b)] := least(v_a, v_b);
-                v_pi := v_pi || v_i;
-                v_pr := v_pr || v_r;
-            END IF;
+
+    -- Members of open groups stay together while their findings are open.
+    FOR v_old IN
+        SELECT c.alert_id, array_agg(f.i ORDER BY f.i) AS idx, min((c.details ->> 'min_r')::double precision) AS r
+        FROM pggit.performance_alerts c
+        CROSS JOIN LATERAL jsonb_array_elements(c.details -> 'members') m
+        JOIN unnest(v_ops, v_scopes) WITH ORDINALITY AS f(op, scope, i)
+          ON f.op = m ->> 'operation_type' AND f.scope = m ->> 'scope'
+        WHERE c.alert_type = 'CORRELATION' AND c.resolved_at IS NULL
+        GROUP BY c.alert_id
+    LOOP
+        FOR v_i IN 2 .. cardinality(v_old.idx) LOOP
+            v_a := v_old.idx[1];
+            WHILE v_parent[v_a] <> v_a LOOP v_a := v_parent[v_a]; END LOOP;
+            v_b := v_old.idx[v_i];
+            WHILE v_parent[v_b] <> v_b LOOP v_b := v_parent[v_b]; END LOOP;
+            v_parent[greatest(v_a, v_b)] := least(v_a, v_b);
+            v_pi := v_pi || v_old.idx[1];
+            v_pr := v_pr || v_old.r;
         END LOOP;
+    END LOOP;
+
+    -- New pairs: change points within two windows, one finding younger than
+    -- 3 hours; each operation's series is computed once.
+    FOR v_pair IN
+        WITH f AS (
+            SELECT f.*, a.detected_at
+            FROM unnest(v_ops, v_scopes, v_cps, v_ids) WITH ORDINALITY AS f(op, scope, cp, id, i)
+            JOIN pggit.performance_alerts a ON a.alert_id = f.id
+        ),
+        pr AS (
+            SELECT x.i AS a, y.i AS b, least(x.cp, y.cp) AS cp
+            FROM f x JOIN f y ON y.i > x.i AND y.cp - x.cp <= interval '10 minutes'
+            WHERE greatest(x.detected_at, y.detected_at) > p_at - interval '3 hours'
+        ),
+        need AS (
+            SELECT f.i, f.op, f.scope, min(pr.cp) AS cp
+            FROM f JOIN pr ON f.i IN (pr.a, pr.b)
+            GROUP BY f.i, f.op, f.scope
+        ),
+        ser AS (
+            SELECT n.i, floor(extract(epoch FROM d.minute) / 300) AS w,
+                   sum(d.resid_sum) / sum(d.sample_count) AS x
+            FROM need n
+            CROSS JOIN LATERAL pggit.detection_series(n.cp - interval '150 minutes', p_at, n.op, n.scope, 0.01) d
+            WHERE d.resid_sum IS NOT NULL
+            GROUP BY 1, 2
+        )
+        SELECT pr.a, pr.b, corr(sa.x, sb.x) AS r, count(*) AS windows
+        FROM pr
+        JOIN ser sa ON sa.i = pr.a AND sa.w >= floor(extract(epoch FROM pr.cp - interval '150 minutes') / 300)
+        JOIN ser sb ON sb.i = pr.b AND sb.w = sa.w
+        GROUP BY pr.a, pr.b
+        ORDER BY pr.a, pr.b
+    LOOP
+        CONTINUE WHEN v_pair.windows < 30 OR v_pair.r IS NULL OR v_pair.r < v_rmin;
+        v_a := v_pair.a;
+        WHILE v_parent[v_a] <> v_a LOOP v_a := v_parent[v_a]; END LOOP;
+        v_b := v_pair.b;
+        WHILE v_parent[v_b] <> v_b LOOP v_b := v_parent[v_b]; END LOOP;
+        v_parent[greatest(v_a, v_b)] := least(v_a, v_b);
+        v_pi := v_pi || v_pair.a;
+        v_pr := v_pr || v_pair.r;
     END LOOP;
 
     v_rootof := v_parent;
@@ -1320,7 +1362,7 @@ BEGIN
     END LOOP;
     FOR v_root IN 1 .. v_n LOOP
         CONTINUE WHEN v_rootof[v_root] <> v_root;
-        v_members := '[]'; v_sev := 'INFO'; v_rlow := NULL;
+        v_members := '[]'; v_sev := 'INFO';
         FOR v_i IN 1 .. v_n LOOP
             CONTINUE WHEN v_rootof[v_i] <> v_root;
             v_members := v_members || jsonb_build_object('operation_type', v_ops[v_i], 'scope', v_scopes[v_i],
@@ -1332,7 +1374,11 @@ BEGIN
         END LOOP;
         CONTINUE WHEN jsonb_array_length(v_members) < 2;
         SELECT min(p.r) INTO v_rlow FROM unnest(v_pi, v_pr) AS p(i, r) WHERE v_rootof[p.i] = v_root;
-        v_first := v_cps[v_root];
+        v_msg := format('%s operations regressed together since %s: %s (Pearson r >= %s)',
+            jsonb_array_length(v_members), to_char(v_cps[v_root] AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
+            (SELECT string_agg(m ->> 'operation_type' || CASE WHEN m ->> 'scope' = '' THEN '' ELSE ' [' || (m ->> 'scope') || ']' END, ', ')
+             FROM jsonb_array_elements(v_members) m),
+            round(v_rlow::numeric, 2));
         -- The open CORRELATION alert that shares a member, if any.
         SELECT c.alert_id INTO v_alert
         FROM pggit.performance_alerts c
@@ -1342,22 +1388,13 @@ BEGIN
         ORDER BY c.alert_id
         LIMIT 1;
         IF v_alert IS NULL THEN
-            v_alert := pggit.detection_raise(v_ops[v_root], v_scopes[v_root], 'CORRELATION', v_sev, v_first, p_at, NULL,
-                jsonb_build_object('members', v_members, 'min_r', round(v_rlow::numeric, 3),
-                    'message', format('%s operations regressed together since %s: %s (Pearson r >= %s)',
-                        jsonb_array_length(v_members), to_char(v_first AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
-                        (SELECT string_agg(m ->> 'operation_type' || CASE WHEN m ->> 'scope' = '' THEN '' ELSE ' [' || (m ->> 'scope') || ']' END, ', ')
-                         FROM jsonb_array_elements(v_members) m),
-                        round(v_rlow::numeric, 2))));
+            v_alert := pggit.detection_raise(v_ops[v_root], v_scopes[v_root], 'CORRELATION', v_sev, v_cps[v_root], p_at,
+                NULL, jsonb_build_object('members', v_members, 'min_r', round(v_rlow::numeric, 3), 'message', v_msg));
             v_changed := v_changed || v_alert;
         ELSE
             UPDATE pggit.performance_alerts c
             SET details = c.details || jsonb_build_object('members', v_members, 'min_r', round(v_rlow::numeric, 3),
-                    'message', format('%s operations regressed together since %s: %s (Pearson r >= %s)',
-                        jsonb_array_length(v_members), to_char(least(c.first_seen_at, v_first) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
-                        (SELECT string_agg(m ->> 'operation_type' || CASE WHEN m ->> 'scope' = '' THEN '' ELSE ' [' || (m ->> 'scope') || ']' END, ', ')
-                         FROM jsonb_array_elements(v_members) m),
-                        round(v_rlow::numeric, 2))),
+                                                          'message', v_msg),
                 last_seen_at = greatest(c.last_seen_at, p_at),
                 occurrence_count = c.occurrence_count + 1,
                 severity = CASE WHEN pggit.severity_rank(v_sev) > pggit.severity_rank(c.severity) THEN v_sev ELSE c.severity END
