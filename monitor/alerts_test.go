@@ -3,7 +3,9 @@ package monitor_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,13 +17,26 @@ import (
 	"github.com/pggit/pggit-monitor/monitor"
 )
 
-// baseline gives op an active baseline whose every percentile is us.
+// baseline gives op an active baseline whose every percentile is us, and opts
+// it in to the per-sample rule (MinWindowCount 1): one sample over the
+// threshold raises, as the seed's rule did, once detection runs.
 func (e *env) baseline(op string, us int64) {
 	e.t.Helper()
 	e.setSamples(op, us)
 	r, err := e.client.RecalculateBaseline(e.ctx, op, "", &monitor.RecalculateOpts{Force: true})
 	require.NoError(e.t, err)
 	require.Equal(e.t, monitor.StatusUpdated, r.Status, r.Message)
+	_, err = e.client.ConfigureOperation(e.ctx, monitor.OperationParams{OperationType: op, MinWindowCount: ptr(1)})
+	require.NoError(e.t, err)
+}
+
+// detect runs detection over every minute bucket up to and including the
+// one at holds, and returns the alerts it opened, changed or resolved.
+func (e *env) detect(at time.Time) []*monitor.Alert {
+	e.t.Helper()
+	as, err := e.client.RunDetection(e.ctx, at.Truncate(time.Minute).Add(time.Minute))
+	require.NoError(e.t, err)
+	return as
 }
 
 func (e *env) alerts(f *monitor.AlertFilter) []*monitor.Alert {
@@ -38,74 +53,121 @@ func (e *env) openAlert(op string) *monitor.Alert {
 	return as[0]
 }
 
+// type7 is percentile_cont: the exact quantile the histograms approximate.
+func type7(xs []int64, q float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	h := q * float64(len(s)-1)
+	lo := int(math.Floor(h))
+	hi := min(lo+1, len(s)-1)
+	return float64(s[lo]) + (h-float64(lo))*float64(s[hi]-s[lo])
+}
+
 func TestDetectionThroughEveryWritePath(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	for _, op := range []string{"via_function", "via_copy", "via_insert", "via_recorder", "via_client"} {
 		e.baseline(op, 1000)
 	}
-	e.exec(`SELECT pggit.record_performance_metric('via_function', 2500)`)
-	e.copySamples("via_copy", "", time.Now(), 900, 2600, 1000)
+	now := time.Now()
+	e.exec(`SELECT pggit.record_performance_metric('via_function', 2500, p_recorded_at => $1)`, now)
+	e.copySamples("via_copy", "", now, 900, 2600, 1000)
 	e.exec(`INSERT INTO pggit.performance_metrics (operation_type, duration_microseconds, recorded_at)
-		VALUES ('via_insert', 2700, now())`)
+		VALUES ('via_insert', 2700, $1)`, now)
 	rec, err := e.client.NewRecorder(nil)
 	require.NoError(t, err)
-	require.NoError(t, rec.Record("via_recorder", 2800*time.Microsecond))
-	require.NoError(t, rec.Record("via_recorder", 500*time.Microsecond))
+	require.NoError(t, rec.RecordSample(monitor.Sample{OperationType: "via_recorder", Duration: 2800 * time.Microsecond, RecordedAt: now}))
+	require.NoError(t, rec.RecordSample(monitor.Sample{OperationType: "via_recorder", Duration: 500 * time.Microsecond, RecordedAt: now}))
 	require.NoError(t, rec.Close(e.ctx))
-	_, err = e.client.RecordSample(e.ctx, monitor.Sample{OperationType: "via_client", Duration: 2900 * time.Microsecond})
+	_, err = e.client.RecordSample(e.ctx, monitor.Sample{OperationType: "via_client", Duration: 2900 * time.Microsecond, RecordedAt: now})
 	require.NoError(t, err)
 
-	for op, us := range map[string]int64{"via_function": 2500, "via_copy": 2600, "via_insert": 2700, "via_recorder": 2800, "via_client": 2900} {
+	// Nothing is raised as samples are written; detection raises one alert
+	// per operation, its window's p99 against the baseline p99.
+	require.Empty(t, e.alerts(nil))
+	opened := e.detect(now)
+	require.Len(t, opened, 5)
+	windows := map[string][]int64{"via_function": {2500}, "via_copy": {900, 2600, 1000}, "via_insert": {2700},
+		"via_recorder": {2800, 500}, "via_client": {2900}}
+	for op, w := range windows {
 		a := e.openAlert(op)
+		p99 := type7(w, 0.99)
 		require.Equal(t, monitor.SeverityWarning, a.Severity, op)
 		require.EqualValues(t, 1, a.Occurrences, op)
-		require.Equal(t, time.Duration(us)*time.Microsecond, a.ActualDuration, op)
+		require.InEpsilon(t, p99, float64(a.ActualDuration/time.Microsecond), 0.01, op)
 		require.Equal(t, time.Millisecond, a.BaselineP99, op)
-		require.InDelta(t, float64(us)/1000, a.ViolationMultiplier, 1e-12, op)
+		require.InEpsilon(t, p99/1000, a.ViolationMultiplier, 0.01, op)
 		require.Equal(t, 2.0, a.ThresholdMultiplier)
-		require.NotZero(t, a.MetricID)
-		require.Equal(t, a.MetricID, a.WorstMetricID)
 		require.NotZero(t, a.BaselineID)
 		require.False(t, a.Snoozed)
-		var d int64
-		require.NoError(t, e.pool.QueryRow(e.ctx, `SELECT duration_microseconds FROM pggit.performance_metrics WHERE metric_id = $1`, a.MetricID).Scan(&d))
-		require.Equal(t, us, d)
+		// Sample times: the window is the minute of the samples.
+		require.Equal(t, now.Truncate(time.Minute), a.FirstSeenAt.Truncate(time.Minute), op)
+		require.Equal(t, now.Truncate(time.Minute).Add(time.Minute), a.DetectedAt, op)
+		require.Contains(t, string(a.Details), `"window_p99_ms"`)
 	}
 	require.Len(t, e.alerts(nil), 5)
+	// Idempotent: the same as-of again changes nothing.
+	require.Empty(t, e.detect(now))
+	require.Len(t, e.alerts(nil), 5)
+}
+
+func TestSingleSampleNeverAlertsByDefault(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.baseline("op", 1000)
+	_, err := e.client.ConfigureOperation(e.ctx, monitor.OperationParams{OperationType: "op", MinWindowCount: ptr(20)})
+	require.NoError(t, err)
+	now := time.Now().Truncate(time.Minute)
+	// 30 normal samples and one 50x outlier in a minute: the window p99 is over
+	// 2x, but one sample is not a regression.
+	d := make([]int64, 30)
+	for i := range d {
+		d[i] = 900 + int64(i)*5
+	}
+	e.copySamples("op", "", now, append(d, 50000)...)
+	require.Empty(t, e.detect(now))
+	// Five of them in the next minute's window are.
+	e.copySamples("op", "", now.Add(time.Minute), append(d, 50000, 50000, 50000, 50000, 50000)...)
+	opened := e.detect(now.Add(time.Minute))
+	require.Len(t, opened, 1)
+	require.Equal(t, monitor.AlertThresholdExceeded, opened[0].Type)
+	require.Equal(t, monitor.SeverityCritical, opened[0].Severity)
 }
 
 func TestSeverityBoundaries(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	_, err := e.client.ConfigureOperation(e.ctx, monitor.OperationParams{OperationType: "custom",
-		ThresholdMultiplier: ptr(3.0), CriticalMultiplier: ptr(4.0)})
-	require.NoError(t, err)
-
+	// Histograms resolve durations to 1%: the boundaries are checked 2-3%
+	// either side.
 	cases := []struct {
 		op       string
 		us       int64
 		severity string // "" = no alert
 	}{
-		{"default", 1990, ""},         // 1.99x
-		{"default", 2000, "WARNING"},  // 2.0x
-		{"default", 4990, "WARNING"},  // 4.99x
-		{"default", 5000, "CRITICAL"}, // 5.0x
-		{"custom", 2999, ""},          // below its 3x
-		{"custom", 3000, "WARNING"},   // 3x
-		{"custom", 3999, "WARNING"},   // 3.999x
-		{"custom", 4000, "CRITICAL"},  // 4x
+		{"default", 1950, ""},         // 1.95x
+		{"default", 2050, "WARNING"},  // 2.05x
+		{"default", 4900, "WARNING"},  // 4.9x
+		{"default", 5100, "CRITICAL"}, // 5.1x
+		{"custom", 2900, ""},          // below its 3x
+		{"custom", 3090, "WARNING"},   // 3.09x
+		{"custom", 3900, "WARNING"},   // 3.9x
+		{"custom", 4100, "CRITICAL"},  // 4.1x
 		{"default", 100000, "CRITICAL"},
 	}
+	now := time.Now()
 	for i, c := range cases {
 		op := fmt.Sprintf("%s_%d", c.op, i)
+		e.baseline(op, 1000)
 		if c.op == "custom" {
 			_, err := e.client.ConfigureOperation(e.ctx, monitor.OperationParams{OperationType: op,
 				ThresholdMultiplier: ptr(3.0), CriticalMultiplier: ptr(4.0)})
 			require.NoError(t, err)
 		}
-		e.baseline(op, 1000)
-		e.copySamples(op, "", time.Now(), c.us)
+		e.copySamples(op, "", now, c.us)
+	}
+	e.detect(now)
+	for i, c := range cases {
+		op := fmt.Sprintf("%s_%d", c.op, i)
 		as := e.alerts(&monitor.AlertFilter{OperationType: op})
 		if c.severity == "" {
 			require.Empty(t, as, "%s at %d", op, c.us)
@@ -116,7 +178,7 @@ func TestSeverityBoundaries(t *testing.T) {
 	}
 
 	// A critical multiplier below the threshold is refused, naming it.
-	_, err = e.client.ConfigureOperation(e.ctx, monitor.OperationParams{OperationType: "custom", CriticalMultiplier: ptr(2.5)})
+	_, err := e.client.ConfigureOperation(e.ctx, monitor.OperationParams{OperationType: "custom_4", CriticalMultiplier: ptr(2.5)})
 	var argErr *monitor.ArgumentError
 	require.ErrorAs(t, err, &argErr)
 	require.Equal(t, "CriticalMultiplier", argErr.Argument)
@@ -124,7 +186,8 @@ func TestSeverityBoundaries(t *testing.T) {
 	e.baseline("quiet", 1000)
 	_, err = e.client.ConfigureOperation(e.ctx, monitor.OperationParams{OperationType: "quiet", Tracked: ptr(false)})
 	require.NoError(t, err)
-	e.copySamples("quiet", "", time.Now(), 9000)
+	e.copySamples("quiet", "", now.Add(time.Minute), 9000)
+	e.detect(now.Add(time.Minute))
 	require.Empty(t, e.alerts(&monitor.AlertFilter{OperationType: "quiet"}))
 }
 
@@ -132,32 +195,36 @@ func TestAlertDedupEscalationAndReopen(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	e.baseline("merge", 1000)
+	t0 := time.Now().Truncate(time.Minute)
 
 	// A burst of 10,000 slow samples in one COPY is one alert.
 	burst := make([]int64, 10000)
 	for i := range burst {
 		burst[i] = 2000 + int64(i%500)
 	}
-	e.copySamples("merge", "", time.Now(), burst...)
+	e.copySamples("merge", "", t0, burst...)
+	e.detect(t0)
 	a := e.openAlert("merge")
-	require.EqualValues(t, 10000, a.Occurrences)
+	require.EqualValues(t, 1, a.Occurrences)
 	require.Equal(t, monitor.SeverityWarning, a.Severity)
-	require.Equal(t, 2499*time.Microsecond, a.ActualDuration) // the worst of the burst
+	require.InEpsilon(t, type7(burst, 0.99), float64(a.ActualDuration/time.Microsecond), 0.01)
 	first := a.ID
 
-	// Later batches add to it; a worse one escalates; a milder one never lowers it.
-	e.copySamples("merge", "", time.Now(), 6000, 900)
-	e.copySamples("merge", "", time.Now(), 2100)
+	// Later minutes add to it; a worse one escalates; a milder one never lowers it.
+	e.copySamples("merge", "", t0.Add(time.Minute), 6000, 900)
+	e.copySamples("merge", "", t0.Add(2*time.Minute), 2100)
+	changed := e.detect(t0.Add(2 * time.Minute))
+	require.Len(t, changed, 1) // escalated
 	a = e.openAlert("merge")
 	require.Equal(t, first, a.ID)
-	require.EqualValues(t, 10002, a.Occurrences)
+	require.EqualValues(t, 3, a.Occurrences)
 	require.Equal(t, monitor.SeverityCritical, a.Severity)
-	require.Equal(t, 6*time.Millisecond, a.ActualDuration)
-	require.InDelta(t, 6.0, a.ViolationMultiplier, 1e-12)
-	require.True(t, a.LastSeenAt.After(a.FirstSeenAt) || a.LastSeenAt.Equal(a.FirstSeenAt))
+	require.Equal(t, t0.Add(3*time.Minute), a.LastSeenAt)
+	require.Equal(t, t0, a.FirstSeenAt)
 
 	// Scope is part of the key: a branch's regression is its own alert.
-	e.copySamples("merge", "feature-x", time.Now(), 1) // registers the scope, no baseline yet
+	e.copySamples("merge", "feature-x", t0.Add(3*time.Minute), 1) // registers the scope, no baseline yet
+	e.detect(t0.Add(3 * time.Minute))
 	require.Len(t, e.alerts(&monitor.AlertFilter{OperationType: "merge"}), 1)
 
 	// Resolved, then the next violation opens a new alert.
@@ -166,7 +233,8 @@ func TestAlertDedupEscalationAndReopen(t *testing.T) {
 	require.False(t, resolved.Open())
 	require.Equal(t, "oncall", resolved.ResolvedBy)
 	require.Equal(t, "index rebuilt", resolved.ResolutionNote)
-	e.copySamples("merge", "", time.Now(), 2500)
+	e.copySamples("merge", "", t0.Add(4*time.Minute), 2500)
+	e.detect(t0.Add(4 * time.Minute))
 	b := e.openAlert("merge")
 	require.NotEqual(t, first, b.ID)
 	require.EqualValues(t, 1, b.Occurrences)
@@ -179,6 +247,7 @@ func TestConcurrentBatchesGiveOneOpenAlert(t *testing.T) {
 	e := setup(t)
 	e.baseline("hot", 1000)
 	const writers, per = 8, 50
+	now := time.Now()
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for w := range writers {
@@ -186,7 +255,7 @@ func TestConcurrentBatchesGiveOneOpenAlert(t *testing.T) {
 			<-start
 			rows := make([]gen.CopyMetricsParams, per)
 			for i := range rows {
-				rows[i] = gen.CopyMetricsParams{OperationType: "hot", DurationMicroseconds: int64(3000 + w), RecordedAt: time.Now()}
+				rows[i] = gen.CopyMetricsParams{OperationType: "hot", DurationMicroseconds: int64(3000 + w), RecordedAt: now}
 			}
 			_, err := gen.New(e.pool).CopyMetrics(context.Background(), rows)
 			require.NoError(t, err)
@@ -194,17 +263,21 @@ func TestConcurrentBatchesGiveOneOpenAlert(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
+	// Every batch is in the histograms (one partial row each), exactly.
+	require.EqualValues(t, writers*per, e.count(`SELECT sum(sample_count) FROM pggit.performance_histograms WHERE operation_type = 'hot' AND bucket_start >= $1`, now.Truncate(time.Minute)))
+	e.detect(now)
 	as := e.alerts(&monitor.AlertFilter{OperationType: "hot"})
 	require.Len(t, as, 1)
-	require.EqualValues(t, writers*per, as[0].Occurrences)
-	require.Equal(t, time.Duration(3000+writers-1)*time.Microsecond, as[0].ActualDuration)
+	require.InEpsilon(t, 3000+writers-1, float64(as[0].ActualDuration/time.Microsecond), 0.01)
 }
 
 func TestAcknowledgeAndResolve(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	e.baseline("op", 1000)
-	e.copySamples("op", "", time.Now(), 3000)
+	t0 := time.Now().Truncate(time.Minute)
+	e.copySamples("op", "", t0, 3000)
+	e.detect(t0)
 	a := e.openAlert("op")
 	require.False(t, a.Acknowledged())
 
@@ -239,7 +312,8 @@ func TestAcknowledgeAndResolve(t *testing.T) {
 	requirePgError(t, err, "22023", "p_alert_id must not be NULL")
 
 	// Tx twins: a rolled-back resolution leaves the alert open.
-	e.copySamples("op", "", time.Now(), 3000)
+	e.copySamples("op", "", t0.Add(time.Minute), 3000)
+	e.detect(t0.Add(time.Minute))
 	b := e.openAlert("op")
 	tx, err := e.pool.Begin(e.ctx)
 	require.NoError(t, err)
@@ -335,8 +409,10 @@ func TestSnoozedAlertsAreRecordedAndMarked(t *testing.T) {
 	e.baseline("commit", 1000)
 	id, err := e.client.SnoozeAlerts(e.ctx, monitor.SnoozeParams{OperationType: "merge_branches", Type: monitor.AlertThresholdExceeded, Duration: time.Hour})
 	require.NoError(t, err)
-	e.copySamples("merge_branches", "", time.Now(), 9000)
-	e.copySamples("commit", "", time.Now(), 9000)
+	now := time.Now()
+	e.copySamples("merge_branches", "", now, 9000)
+	e.copySamples("commit", "", now, 9000)
+	e.detect(now)
 
 	m := e.openAlert("merge_branches")
 	require.True(t, m.Snoozed)
@@ -407,6 +483,7 @@ func TestRunbookQueriesRunUnchanged(t *testing.T) {
 	e := setup(t)
 	e.baseline("merge_branches", 1000)
 	e.copySamples("merge_branches", "", time.Now(), 4200)
+	e.detect(time.Now())
 
 	raw, err := os.ReadFile("../testdata/runbook_queries.sql")
 	require.NoError(t, err)
@@ -488,8 +565,10 @@ func TestListAlertsFilters(t *testing.T) {
 	e := setup(t)
 	e.baseline("a", 1000)
 	e.baseline("b", 1000)
-	e.copySamples("a", "", time.Now(), 2500)
-	e.copySamples("b", "", time.Now(), 7000)
+	now := time.Now()
+	e.copySamples("a", "", now, 2500)
+	e.copySamples("b", "", now, 7000)
+	e.detect(now)
 	require.Len(t, e.alerts(nil), 2)
 	require.Len(t, e.alerts(&monitor.AlertFilter{Severity: monitor.SeverityCritical}), 1)
 	require.Len(t, e.alerts(&monitor.AlertFilter{OperationType: "a"}), 1)

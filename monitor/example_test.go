@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -116,7 +117,7 @@ func ExampleClient_FormatAlertMessage() {
 		panic(err)
 	}
 
-	// A baseline with p99 = 10 ms, then a 55 ms sample: 5.5x, CRITICAL.
+	// A baseline with p99 = 10 ms, then a minute of 55 ms samples: 5.5x, CRITICAL.
 	rec, err := client.NewRecorder(nil)
 	if err != nil {
 		panic(err)
@@ -124,17 +125,22 @@ func ExampleClient_FormatAlertMessage() {
 	for range 20 {
 		_ = rec.RecordSample(monitor.Sample{OperationType: "merge_branches", Duration: 10 * time.Millisecond, RecordedAt: time.Now().Add(-time.Hour)})
 	}
-	if err := rec.Close(ctx); err != nil {
+	if err := rec.Flush(ctx); err != nil {
 		panic(err)
 	}
 	if _, err := client.RecalculateAllBaselinesRolling(ctx, nil); err != nil {
 		panic(err)
 	}
-	if _, err := client.RecordSample(ctx, monitor.Sample{OperationType: "merge_branches", Duration: 55 * time.Millisecond}); err != nil {
+	now := time.Now()
+	for range 20 {
+		_ = rec.RecordSample(monitor.Sample{OperationType: "merge_branches", Duration: 55 * time.Millisecond, RecordedAt: now})
+	}
+	if err := rec.Close(ctx); err != nil {
 		panic(err)
 	}
-
-	alerts, err := client.ListAlerts(ctx, &monitor.AlertFilter{OpenOnly: true})
+	// Detection judges the minutes up to now (a later time judges the minute
+	// of the samples at once).
+	alerts, err := client.RunDetection(ctx, now.Truncate(time.Minute).Add(time.Minute))
 	if err != nil {
 		panic(err)
 	}
@@ -142,8 +148,8 @@ func ExampleClient_FormatAlertMessage() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(msg)
+	summary, _, _ := strings.Cut(msg, ", since") // the rest is the time of the samples
+	fmt.Println(summary)
 	// Output:
-	// CRITICAL THRESHOLD_EXCEEDED: merge_branches took 55.00 ms, 5.50x its p99 of 10.00 ms (1 occurrence)
-	// Runbook: https://runbooks.example/threshold_exceeded.md
+	// CRITICAL THRESHOLD_EXCEEDED: merge_branches: p99 55.00 ms over 5 min (20 samples), 5.50x the baseline p99 of 10.00 ms
 }

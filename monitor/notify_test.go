@@ -144,14 +144,18 @@ func TestRoutingByTypeAndSeverity(t *testing.T) {
 
 	// A WARNING threshold alert from a real sample: the ALL route only.
 	n.baseline("merge", 1000)
-	n.copySamples("merge", "", time.Now(), 2500)
+	t0 := time.Now().Truncate(time.Minute)
+	n.copySamples("merge", "", t0, 2500)
+	n.detect(t0)
 	a := n.openAlert("merge")
 	require.Equal(t, []queued{{a.ID, all.ID, "opened", "WARNING", "pending"}}, n.queue())
 	// More occurrences at the same severity notify nobody.
-	n.copySamples("merge", "", time.Now(), 2600)
+	n.copySamples("merge", "", t0.Add(time.Minute), 2600)
+	n.detect(t0.Add(time.Minute))
 	require.Len(t, n.queue(), 1)
 	// Escalation reaches the CRITICAL route too.
-	n.copySamples("merge", "", time.Now(), 9000)
+	n.copySamples("merge", "", t0.Add(2*time.Minute), 9000)
+	n.detect(t0.Add(2 * time.Minute))
 	q := n.queue()
 	require.Len(t, q, 3)
 	require.Equal(t, queued{a.ID, all.ID, "escalated", "CRITICAL", "pending"}, q[1])

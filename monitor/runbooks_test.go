@@ -40,7 +40,10 @@ func TestRunbookSQLRuns(t *testing.T) {
 				e.copySamples("commit", "", at, 300+int64(i%5)*10)
 			}
 			e.recalc(nil)
-			e.copySamples("merge_branches", "", now, 9000) // alert 1: CRITICAL
+			_, err := e.client.ConfigureOperation(e.ctx, monitor.OperationParams{OperationType: "merge_branches", MinWindowCount: ptr(1)})
+			require.NoError(t, err)
+			e.copySamples("merge_branches", "", now, 9000)
+			require.Len(t, e.detect(now), 1) // alert 1: CRITICAL
 			e.exec(`SELECT pggit.raise_alert('commit', '', 'BASELINE_RECALC_ERROR', 'WARNING', '{"message": "no space left"}')`)
 			e.exec(`INSERT INTO pggit.alert_notification_webhooks (webhook_type, name, secret_ciphertext, secret_nonce, key_id)
 				VALUES ('slack', 's', '\x00112233445566778899aabbccddeeff00', '\x001122334455667788990011', 'k')`)

@@ -203,7 +203,7 @@ INSERT INTO pggit.monitor_settings (setting_name, setting_value, description) VA
      'run_detection() without p_as_of judges buckets that ended this long ago (0..600), so samples still buffered by recorders are in'),
     ('detection_min_history_hours', '2',
      'Hours of history an operation needs before ANOMALY and DEGRADATION judge it (1..168)'),
-    ('detection_threshold_confidence', '0.99',
+    ('detection_threshold_confidence', '0.999',
      'THRESHOLD: confidence that the window p99 is over the threshold (0.5..0.999999)'),
     ('detection_correlation_r', '0.75',
      'CORRELATION: Pearson r of the de-seasonalised 5-minute series (0.5..1)'),

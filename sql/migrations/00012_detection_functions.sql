@@ -780,7 +780,10 @@ BEGIN
                 WHEN y.mc = 1 THEN true
                 WHEN y.wc <= 0.01 * y.wn THEN false
                 ELSE y.wc >= pggit.threshold_min_exceedances(y.wn::bigint, p_alpha) END,
-           coalesce(y.span IS NOT NULL AND y.we >= greatest(1, y.wn - floor(0.99 * (y.wn - 1)) - 1), false)
+           -- Not healthy yet: the window's p99 is still over the level, and
+           -- not by one stray sample (unless every sample counts).
+           coalesce(y.span IS NOT NULL
+                    AND y.we >= greatest(CASE WHEN y.mc = 1 THEN 1 ELSE 2 END, y.wn - floor(0.99 * (y.wn - 1)) - 1), false)
     FROM chunk x
     JOIN par p ON p.operation_type = x.operation_type AND p.scope = x.scope
     LEFT JOIN sel y ON y.operation_type = x.operation_type AND y.scope = x.scope AND y.minute = x.minute;
@@ -892,7 +895,12 @@ $$;
 -- DEGRADATION facts of (operation, scope) for a change at p_change_point,
 -- judged at p_at: the histograms before (2 hours, or 6 when they hold fewer
 -- than 20 samples) and after, their p50 and p99, the Mann-Whitney z of after
--- vs before, and the ratio that sets the severity.
+-- vs before, and the ratio that sets the severity: the median after the
+-- change against the reference's expected median for the same hours of the
+-- day (so a daily swing does not count), less half its standard error (the
+-- CUSUM fires on the samples that happened to be high). Under a shift of log
+-- latency it is the p99 ratio too, and far less noisy than a p99 of a short
+-- window; the measured p50 and p99 ratios are in the facts as well.
 -- +goose StatementBegin
 CREATE FUNCTION pggit.detection_degradation_facts(
     p_operation_type text,
@@ -907,9 +915,11 @@ AS $$
 DECLARE
     v_before pggit.performance_histograms;
     v_after  pggit.performance_histograms;
+    v_ref    pggit.detection_references;
     v_qb     double precision[];
     v_qa     double precision[];
     v_z      double precision;
+    v_e      double precision;
     v_ratio  double precision;
 BEGIN
     SELECT m.* INTO v_after FROM pggit.merge_histograms(p_operation_type, p_scope, p_change_point, p_at) m;
@@ -919,15 +929,17 @@ BEGIN
         SELECT m.* INTO v_before
         FROM pggit.merge_histograms(p_operation_type, p_scope, p_change_point - interval '6 hours', p_change_point) m;
     END IF;
-    IF v_after.sample_count IS NULL OR v_before.sample_count IS NULL THEN
+    SELECT r.* INTO v_ref FROM pggit.detection_references r
+    WHERE r.operation_type = p_operation_type AND r.scope = p_scope;
+    IF v_after.sample_count IS NULL OR v_before.sample_count IS NULL OR v_ref.operation_type IS NULL THEN
         RETURN NULL;
     END IF;
     v_qb := pggit.histogram_quantiles(v_before.bins, v_before.counts, v_before.min_us, v_before.max_us, ARRAY[0.5, 0.99]);
     v_qa := pggit.histogram_quantiles(v_after.bins, v_after.counts, v_after.min_us, v_after.max_us, ARRAY[0.5, 0.99]);
     v_z := pggit.histogram_mann_whitney_z(v_after.bins, v_after.counts, v_before.bins, v_before.counts);
-    -- The median ratio is the p99 ratio under a shift of log latency, and far
-    -- less noisy; the measured p99 ratio counts once 1,000 samples back it.
-    v_ratio := greatest(v_qa[1] / v_qb[1], CASE WHEN v_after.sample_count >= 1000 THEN v_qa[2] / v_qb[2] END);
+    SELECT avg(v_ref.hod_level[extract(hour FROM g AT TIME ZONE 'UTC')::integer + 1]) INTO v_e
+    FROM generate_series(date_trunc('hour', p_change_point), p_at - interval '1 minute', interval '1 hour') g;
+    v_ratio := exp(ln(v_qa[1]) - v_e - 0.5 * 1.2533 * v_ref.scale / sqrt(v_after.sample_count));
     RETURN jsonb_build_object(
         'change_point', p_change_point,
         'samples_before', v_before.sample_count,
@@ -936,7 +948,9 @@ BEGIN
         'p50_after_ms', round((v_qa[1] / 1000.0)::numeric, 3),
         'p99_before_ms', round((v_qb[2] / 1000.0)::numeric, 3),
         'p99_after_ms', round((v_qa[2] / 1000.0)::numeric, 3),
+        'p50_ratio', round((v_qa[1] / v_qb[1])::numeric, 3),
         'p99_ratio', round((v_qa[2] / v_qb[2])::numeric, 3),
+        'expected_p50_ms', round((exp(v_e) / 1000.0)::numeric, 3),
         'ratio', round(v_ratio::numeric, 3),
         'mann_whitney_z', round(v_z::numeric, 2),
         'p99_after_us', v_qa[2]);
@@ -1040,7 +1054,9 @@ BEGIN
                     v_deg_last := v_end; v_deg_occ := v_deg_occ + 1;
                 END IF;
             END IF;
-            IF s.recovery_cusum >= v_h AND v_end - s.recovery_since >= v_resolve THEN
+            -- Half the opening threshold: recovering from a confirmed shift
+            -- needs less evidence than claiming one.
+            IF s.recovery_cusum >= v_h / 2 AND v_end - s.recovery_since >= v_resolve THEN
                 PERFORM pggit.detection_touch(s.degradation_alert_id, v_deg_last, v_deg_occ);
                 PERFORM pggit.detection_resolve(s.degradation_alert_id, v_end,
                     format('healthy since %s (recovery CUSUM)', s.recovery_since));
@@ -1439,7 +1455,7 @@ LANGUAGE plpgsql
 SET search_path = pggit, pg_catalog
 AS $$
 DECLARE
-    v_alpha   double precision := 1 - pggit.detection_setting('detection_threshold_confidence', 0.99);
+    v_alpha   double precision := 1 - pggit.detection_setting('detection_threshold_confidence', 0.999);
     v_changed bigint[] := '{}';
     v_ops     text[];
     v_scopes  text[];

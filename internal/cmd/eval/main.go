@@ -48,6 +48,7 @@ type options struct {
 	md      bool
 	verbose bool
 	keep    bool
+	rescore string
 }
 
 func main() {
@@ -73,6 +74,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.BoolVar(&o.md, "md", false, "print Markdown tables")
 	fs.BoolVar(&o.verbose, "v", false, "progress on stderr")
 	fs.BoolVar(&o.keep, "keep", false, "keep the database (with DATABASE_URL) for a look afterwards")
+	fs.StringVar(&o.rescore, "rescore", "", "score a database kept by -keep (same -ops, -warmup, -days, -seed) without simulating")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: eval [flags]\n\nScores the detectors on synthetic streams with known changes.\n\n")
 		fs.PrintDefaults()
@@ -95,6 +97,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	end := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour)
+	if o.rescore != "" {
+		var last time.Time
+		if err := db.QueryRow(ctx, `SELECT max(bucket_start) FROM pggit.performance_histograms`).Scan(&last); err != nil {
+			return err
+		}
+		end = last.Truncate(time.Hour).Add(time.Hour)
+	}
 	start := end.Add(-time.Duration(o.warmup+o.days) * 24 * time.Hour)
 	testFrom := start.Add(time.Duration(o.warmup) * 24 * time.Hour)
 	rng := rand.New(rand.NewPCG(o.seed, 0x9e3779b97f4a7c15))
@@ -102,8 +111,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	ev := &evaluation{o: o, db: db, client: client, streams: streams,
 		start: start, testFrom: testFrom, end: end, rng: rng}
 	began := time.Now()
-	if err := ev.simulate(ctx); err != nil {
-		return err
+	if o.rescore == "" {
+		if err := ev.simulate(ctx); err != nil {
+			return err
+		}
 	}
 	res, err := ev.score(ctx)
 	if err != nil {
@@ -240,6 +251,20 @@ func openDB(ctx context.Context, o *options) (*pgxpool.Pool, func(), error) {
 	admin, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
+	}
+	if o.rescore != "" {
+		if srv != nil {
+			_ = srv.Stop()
+			return nil, nil, errors.New("-rescore needs DATABASE_URL")
+		}
+		dcfg := cfg.Copy()
+		dcfg.ConnConfig.Database = o.rescore
+		dcfg.ConnConfig.RuntimeParams["search_path"] = ""
+		db, err := pgxpool.NewWithConfig(ctx, dcfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		return db, func() { db.Close(); admin.Close() }, nil
 	}
 	name := fmt.Sprintf("pggit_eval_%d", os.Getpid())
 	stopAll := func() {

@@ -92,6 +92,14 @@ func (e *evaluation) score(ctx context.Context) (*results, error) {
 				a.explainedBy = s
 			}
 		}
+		if a.explainedBy == nil && r.e.o.verbose {
+			kind := "unchanged"
+			if s != nil {
+				kind = s.kind + " " + s.sizeLabel() + " at " + s.change.Format("01-02 15:04")
+			}
+			r.e.logf("false alert %d: %s (%s, %.1f/min) %s %s first seen %s detected %s",
+				a.id, a.op, kind, s.rate, a.typ, a.severity, a.firstSeen.Format("01-02 15:04"), a.detected.Format("01-02 15:04"))
+		}
 		switch {
 		case a.explainedBy != nil:
 			r.trueAlerts++
@@ -124,6 +132,8 @@ func (e *evaluation) score(ctx context.Context) (*results, error) {
 			}
 			if end := s.regressionEnd(); !end.IsZero() && a.resolved.After(end.Add(time.Hour)) {
 				o.resolvedOK = false
+				r.e.logf("not closed within 1 h: alert %d %s %s (%s, ended %s, %.1f/min, sigma %.2f) resolved %s",
+					a.id, a.op, a.typ, s.sizeLabel(), end.Format("01-02 15:04"), s.rate, s.sigma, a.resolved.Format("01-02 15:04"))
 			}
 		}
 		r.outcomes = append(r.outcomes, o)
