@@ -60,10 +60,10 @@ type Alert struct {
 	LastSeenAt          time.Time
 	Occurrences         int64
 	// MetricID is the sample that opened the alert, WorstMetricID the worst one.
-	MetricID       int64
-	WorstMetricID  int64
-	BaselineID     int64
-	ExecutionID    int64 // recalculation run, for BASELINE_RECALC_ERROR
+	MetricID      int64
+	WorstMetricID int64
+	BaselineID    int64
+	ExecutionID   int64 // recalculation run, for BASELINE_RECALC_ERROR
 	// DetectedAt is the sample time at which a detector raised the alert
 	// (zero for alerts raised by hand or by a recalculation). FirstSeenAt is
 	// the start of the first offending window, or the change point.

@@ -17,6 +17,9 @@ const (
 	DefaultRetentionBatch    = 10_000
 	DefaultSchedulerTick     = time.Minute
 	DefaultRollupInterval    = 5 * time.Minute
+	DefaultDetectInterval    = time.Minute
+	DefaultCompactInterval   = time.Hour
+	DefaultMinuteHistograms  = 48 * time.Hour
 )
 
 // Scheduled job names (pggit.scheduled_jobs).
@@ -24,6 +27,8 @@ const (
 	JobRecalculate = "recalculate_baselines"
 	JobRetention   = "sample_retention"
 	JobRollup      = "hourly_rollup"
+	JobDetect      = "detection"
+	JobCompact     = "histogram_compaction"
 )
 
 // WorkerConfig configures a Worker. A nil *WorkerConfig means all defaults.
@@ -50,14 +55,27 @@ type WorkerConfig struct {
 	// v_operation_performance_trend is refreshed. Defaults to
 	// DefaultRollupInterval (5 minutes).
 	RollupInterval time.Duration
+	// DetectInterval is how often detection runs (Client.RunDetection).
+	// Defaults to DefaultDetectInterval (every minute).
+	DetectInterval time.Duration
+	// CompactInterval is how often minute histograms older than
+	// MinuteHistograms are compacted into hour histograms. Defaults to
+	// DefaultCompactInterval (hourly).
+	CompactInterval time.Duration
+	// MinuteHistograms is how long histograms keep their minute resolution.
+	// Defaults to DefaultMinuteHistograms (48 hours); at least 2 hours
+	// (detection reads the last hour by minute).
+	MinuteHistograms time.Duration
 	// Tick is how often the scheduler looks for due jobs. Defaults to
 	// DefaultSchedulerTick (1 minute).
 	Tick time.Duration
 }
 
 // Worker is the long-lived process of pggit-monitor: the notification
-// dispatcher plus a scheduler that recalculates baselines, deletes old
-// samples and refreshes the hourly rollup of the trend view. Several workers may share a database: each scheduled job is claimed
+// dispatcher plus a scheduler that runs detection every minute, recalculates
+// baselines, deletes old samples, compacts old minute histograms into hours
+// and refreshes the hourly rollup of the trend view. Several workers may
+// share a database: each scheduled job is claimed
 // by one UPDATE that succeeds once per period (pggit.claim_scheduled_job), so it
 // runs once per period whichever worker claims it.
 type Worker struct {
@@ -98,6 +116,15 @@ func (c *Client) NewWorker(cfg *WorkerConfig) (*Worker, error) {
 	if v.RollupInterval == 0 {
 		v.RollupInterval = DefaultRollupInterval
 	}
+	if v.DetectInterval == 0 {
+		v.DetectInterval = DefaultDetectInterval
+	}
+	if v.CompactInterval == 0 {
+		v.CompactInterval = DefaultCompactInterval
+	}
+	if v.MinuteHistograms == 0 {
+		v.MinuteHistograms = DefaultMinuteHistograms
+	}
 	recalc := v.Recalc.withDefaults()
 	recalc.Reason = ReasonScheduled
 	switch {
@@ -107,6 +134,12 @@ func (c *Client) NewWorker(cfg *WorkerConfig) (*Worker, error) {
 		return nil, argError("RetentionInterval", "must be between 1s and 365 days, got %s", v.RetentionInterval)
 	case v.RollupInterval < time.Second || v.RollupInterval > 24*time.Hour:
 		return nil, argError("RollupInterval", "must be between 1s and 24h, got %s", v.RollupInterval)
+	case v.DetectInterval < time.Second || v.DetectInterval > time.Hour:
+		return nil, argError("DetectInterval", "must be between 1s and 1h, got %s", v.DetectInterval)
+	case v.CompactInterval < time.Second || v.CompactInterval > 24*time.Hour:
+		return nil, argError("CompactInterval", "must be between 1s and 24h, got %s", v.CompactInterval)
+	case v.MinuteHistograms < 2*time.Hour || v.MinuteHistograms > 365*24*time.Hour:
+		return nil, argError("MinuteHistograms", "must be between 2h and 365 days, got %s", v.MinuteHistograms)
 	case v.Retention < time.Duration(recalc.LookbackDays)*24*time.Hour:
 		return nil, argError("Retention", "must be at least the recalculation lookback (%d days), got %s", recalc.LookbackDays, v.Retention)
 	case v.RetentionBatch < 1 || v.RetentionBatch > 1_000_000:
@@ -164,7 +197,7 @@ func (w *Worker) schedule(ctx context.Context) {
 	ticker := time.NewTicker(w.cfg.Tick)
 	defer ticker.Stop()
 	for {
-		for _, job := range []string{JobRecalculate, JobRetention, JobRollup} {
+		for _, job := range []string{JobDetect, JobRecalculate, JobRetention, JobRollup, JobCompact} {
 			if _, err := w.RunDueJob(ctx, job); err != nil && ctx.Err() == nil {
 				w.logger.Error("pggit: scheduled job failed", slog.String("job", job), slog.String("error", err.Error()))
 			}
@@ -177,8 +210,9 @@ func (w *Worker) schedule(ctx context.Context) {
 	}
 }
 
-// RunDueJob runs job (JobRecalculate, JobRetention or JobRollup) if its period has passed
-// since it last started on any worker, and reports whether it ran.
+// RunDueJob runs job (JobDetect, JobRecalculate, JobRetention, JobRollup or
+// JobCompact) if its period has passed since it last started on any worker,
+// and reports whether it ran.
 func (w *Worker) RunDueJob(ctx context.Context, job string) (bool, error) {
 	period := w.cfg.RecalcInterval
 	run := w.runRecalc
@@ -188,8 +222,13 @@ func (w *Worker) RunDueJob(ctx context.Context, job string) (bool, error) {
 		period, run = w.cfg.RetentionInterval, w.runRetention
 	case JobRollup:
 		period, run = w.cfg.RollupInterval, w.runRollup
+	case JobDetect:
+		period, run = w.cfg.DetectInterval, w.runDetect
+	case JobCompact:
+		period, run = w.cfg.CompactInterval, w.runCompact
 	default:
-		return false, argError("job", "must be %s, %s or %s, got %q", JobRecalculate, JobRetention, JobRollup, job)
+		return false, argError("job", "must be %s, %s, %s, %s or %s, got %q",
+			JobDetect, JobRecalculate, JobRetention, JobRollup, JobCompact, job)
 	}
 	claimed, err := w.client.queries.ClaimScheduledJob(ctx, job, w.name, int32(period/time.Second))
 	if err != nil || !claimed {
@@ -213,6 +252,30 @@ func (w *Worker) runRecalc(ctx context.Context) error {
 	opts := w.recalc
 	_, err := w.client.RecalculateAllBaselinesRolling(ctx, &opts)
 	return err
+}
+
+func (w *Worker) runDetect(ctx context.Context) error {
+	changed, err := w.client.RunDetection(ctx, time.Time{})
+	for _, a := range changed {
+		w.logger.Info("pggit: alert", slog.Int64("alert_id", a.ID), slog.String("operation", a.OperationType),
+			slog.String("scope", a.Scope), slog.String("type", a.Type), slog.String("severity", a.Severity),
+			slog.Bool("open", a.Open()))
+	}
+	return err
+}
+
+// runCompact merges the minute histograms of hours that started more than
+// MinuteHistograms ago into hour histograms, looking 6 hours further back
+// than that (minute rows a long-stopped worker left behind stay minute rows:
+// sums over them are just as exact).
+func (w *Worker) runCompact(ctx context.Context) error {
+	hours := time.Now().Add(-w.cfg.MinuteHistograms).Truncate(time.Hour)
+	n, err := w.client.queries.CompactHistograms(ctx, hours.Add(-6*time.Hour), hours, hours)
+	if err != nil {
+		return mapError(err)
+	}
+	w.logger.Info("pggit: histograms compacted", slog.Int64("rows_removed", n))
+	return nil
 }
 
 func (w *Worker) runRollup(ctx context.Context) error {

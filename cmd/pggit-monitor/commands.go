@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -137,7 +138,7 @@ func cmdSnooze(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func cmdAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	verb, rest, err := subcommand(args, "alerts", "list, ack, resolve")
+	verb, rest, err := subcommand(args, "alerts", "list, ack, resolve, accept")
 	if err != nil {
 		return err
 	}
@@ -184,11 +185,12 @@ func cmdAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 			return tw.Flush()
 		})
-	case "ack", "resolve":
-		synopsis := "alerts ack [-by NAME] ID"
-		if verb == "resolve" {
-			synopsis = "alerts resolve [-by NAME] [-notes TEXT] ID"
-		}
+	case "ack", "resolve", "accept":
+		synopsis := map[string]string{
+			"ack":     "alerts ack [-by NAME] ID",
+			"resolve": "alerts resolve [-by NAME] [-notes TEXT] ID",
+			"accept":  "alerts accept [-by NAME] ID  (the regression is the new normal: resolve and re-baseline from its change point)",
+		}[verb]
 		fs := newFlags("alerts "+verb, synopsis, stderr)
 		by := fs.String("by", "", "who (default: the database user)")
 		notes := fs.String("notes", "", "resolution notes")
@@ -200,12 +202,21 @@ func cmdAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		return withClient(ctx, func(c *monitor.Client) error {
-			if verb == "ack" {
+			switch verb {
+			case "ack":
 				a, err := c.AcknowledgeAlert(ctx, id, *by)
 				if err != nil {
 					return err
 				}
 				fmt.Fprintf(stdout, "alert %d acknowledged by %s at %s\n", a.ID, a.AcknowledgedBy, fmtTime(a.AcknowledgedAt))
+				return nil
+			case "accept":
+				a, err := c.AcceptRegression(ctx, id, *by)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "alert %d accepted by %s: %s's baseline starts again at %s\n", a.ID, a.ResolvedBy,
+					a.OperationType, fmtTime(a.FirstSeenAt))
 				return nil
 			}
 			a, err := c.ResolveAlert(ctx, id, *by, *notes)
@@ -216,7 +227,7 @@ func cmdAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return nil
 		})
 	}
-	return fmt.Errorf("alerts: unknown subcommand %q (want list, ack, resolve)", verb)
+	return fmt.Errorf("alerts: unknown subcommand %q (want list, ack, resolve, accept)", verb)
 }
 
 func cmdWebhook(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -351,4 +362,105 @@ func readSecret(env, file string, stdin bool, in io.Reader) (monitor.Secret, err
 		s = line
 	}
 	return monitor.Secret(strings.TrimSpace(s)), nil
+}
+
+func cmdDetect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("detect", "detect [-as-of TIME]", stderr)
+	asOf := fs.String("as-of", "", "judge the minute buckets that end by this time (RFC 3339; default now less the settle delay)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var at time.Time
+	if *asOf != "" {
+		var err error
+		if at, err = parseTime(*asOf); err != nil {
+			return fmt.Errorf("-as-of: %w", err)
+		}
+	}
+	return withClient(ctx, func(c *monitor.Client) error {
+		changed, err := c.RunDetection(ctx, at)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%d alerts opened, changed or resolved\n", len(changed))
+		return printDetected(stdout, changed)
+	})
+}
+
+func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("backtest", "backtest -from TIME [-to TIME] [-op NAME] [-step 1m]", stderr)
+	from := fs.String("from", "", "start of the replayed history (RFC 3339, or a duration ago such as 24h)")
+	to := fs.String("to", "", "end of the replayed history (RFC 3339, or a duration ago; default now)")
+	op := fs.String("op", "", "replay one operation only")
+	step := fs.Duration("step", monitor.DefaultBacktestStep, "how often detection runs in the replay")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *from == "" {
+		return errors.New("-from is required")
+	}
+	p := monitor.BacktestParams{OperationType: *op, Step: *step}
+	var err error
+	if p.From, err = parseTime(*from); err != nil {
+		return fmt.Errorf("-from: %w", err)
+	}
+	if *to != "" {
+		if p.To, err = parseTime(*to); err != nil {
+			return fmt.Errorf("-to: %w", err)
+		}
+	}
+	return withClient(ctx, func(c *monitor.Client) error {
+		res, err := c.Backtest(ctx, p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "backtest %s .. %s: %d alerts would have fired (nothing was written)\n",
+			fmtTime(res.From), fmtTime(res.To), len(res.Alerts))
+		if err := printDetected(stdout, res.Alerts); err != nil {
+			return err
+		}
+		if len(res.Summary) > 0 {
+			fmt.Fprintln(stdout, "\nsummary:")
+			for _, s := range res.Summary {
+				fmt.Fprintf(stdout, "  %s\n", s)
+			}
+		}
+		return nil
+	})
+}
+
+// printDetected lists alerts with their sample times and what they measured.
+func printDetected(w io.Writer, alerts []*monitor.Alert) error {
+	if len(alerts) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tOPERATION\tSCOPE\tTYPE\tSEVERITY\tFIRST SEEN\tDETECTED\tRESOLVED\tWHAT")
+	for _, a := range alerts {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.OperationType, a.Scope, a.Type, a.Severity,
+			fmtTime(a.FirstSeenAt), fmtTime(a.DetectedAt), fmtTime(a.ResolvedAt), detailMessage(a))
+	}
+	return tw.Flush()
+}
+
+func detailMessage(a *monitor.Alert) string {
+	var d struct {
+		Message string `json:"message"`
+	}
+	_ = json.Unmarshal(a.Details, &d)
+	return d.Message
+}
+
+// parseTime reads RFC 3339 (or a date and time without zone, local), or a
+// duration meaning that long ago.
+func parseTime(s string) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("want RFC 3339 (2026-11-28T09:00:00Z), 2006-01-02 15:04, or a duration ago (24h), got %q", s)
 }

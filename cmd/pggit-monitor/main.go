@@ -45,11 +45,15 @@ Commands:
   migrate up|down|down-to N|status
                             apply or roll back the pggit schema
   run                       the worker: notification dispatcher + scheduler
-                            (daily recalculation, sample retention) until SIGTERM
+                            (detection every minute, daily recalculation,
+                            retention, histogram compaction) until SIGTERM
+  detect                    run detection now (the worker does every minute)
+  backtest                  replay detection over stored history, writing nothing
   recalc                    recalculate every rolling baseline now
   baselines                 list the active baselines
   status                    health, open alerts, hourly trend and queues (the dashboard views)
-  alerts list|ack|resolve   look at and act on alerts
+  alerts list|ack|resolve|accept
+                            look at and act on alerts
   snooze add|list|cancel    silence alerts for a while (recorded, not notified)
   webhook add|list|test|rotate-keys
                             notification channels (secrets encrypted with the
@@ -88,6 +92,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdRun(ctx, args[1:], stdout, stderr)
 	case "recalc":
 		return cmdRecalc(ctx, args[1:], stdout, stderr)
+	case "detect":
+		return cmdDetect(ctx, args[1:], stdout, stderr)
+	case "backtest":
+		return cmdBacktest(ctx, args[1:], stdout, stderr)
 	case "baselines":
 		return cmdBaselines(ctx, args[1:], stdout, stderr)
 	case "status":
@@ -233,6 +241,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	recalcEvery := fs.Duration("recalc-interval", monitor.DefaultRecalcInterval, "how often baselines are recalculated")
 	retention := fs.Duration("retention", monitor.DefaultRetention, "how long samples are kept")
 	retentionEvery := fs.Duration("retention-interval", monitor.DefaultRetentionInterval, "how often old samples are deleted")
+	detectEvery := fs.Duration("detect-interval", monitor.DefaultDetectInterval, "how often detection runs")
+	minuteHist := fs.Duration("minute-histograms", monitor.DefaultMinuteHistograms, "how long histograms keep minute resolution before compaction into hours")
 	concurrency := fs.Int("concurrency", monitor.DefaultDispatcherConcurrency, "deliveries at once")
 	poll := fs.Duration("poll-interval", monitor.DefaultDispatcherPollInterval, "dispatcher polling fallback (LISTEN/NOTIFY wakes it sooner)")
 	pagerduty := fs.String("pagerduty-url", monitor.DefaultPagerDutyURL, "PagerDuty Events API v2 endpoint")
@@ -263,6 +273,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Dispatcher: &monitor.DispatcherConfig{Worker: *name, Concurrency: *concurrency, PollInterval: *poll,
 			PagerDutyURL: *pagerduty, OnDelivery: m.ObserveDelivery},
 		RecalcInterval: *recalcEvery, Retention: *retention, RetentionInterval: *retentionEvery,
+		DetectInterval: *detectEvery, MinuteHistograms: *minuteHist,
 	})
 	if err != nil {
 		return err

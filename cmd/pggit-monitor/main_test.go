@@ -63,6 +63,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	for _, args := range [][]string{{"run", "-h"}, {"status", "-h"}, {"demo", "-h"}, {"migrate", "-h"}, {"baselines", "-h"},
 		{"snooze", "-h"}, {"snooze", "add", "-h"}, {"snooze", "list", "-h"}, {"snooze", "cancel", "-h"},
 		{"alerts", "--help"}, {"alerts", "list", "-h"}, {"alerts", "ack", "-h"}, {"alerts", "resolve", "-h"},
+		{"alerts", "accept", "-h"}, {"detect", "-h"}, {"backtest", "-h"},
 		{"webhook", "-h"}, {"webhook", "add", "-h"}, {"webhook", "list", "-h"}, {"webhook", "test", "-h"}, {"webhook", "rotate-keys", "-h"}} {
 		_, err := runCLI(t, args...)
 		require.ErrorIs(t, err, flagErrHelp, "%v", args)

@@ -541,8 +541,11 @@ BEGIN
     INSERT INTO pggit.detection_references AS r
         (operation_type, scope, built_at, history_from, hours_used, seasonal_hours, level, hod_level, scale,
          d90, tau50, tau90, rate_per_minute, block_minutes, stale)
+    -- Less than a day of history cannot show the daily swing: until it does,
+    -- the level is assumed to wander by up to 20% (ln 1.2) over the day.
     SELECT b.operation_type, b.scope, p_at, b.history_from, b.hours, p.seasonal, b.level, p.hod_level, b.scale,
-           b.d90, t.tau50, t.tau90, b.n_med / 60.0,
+           b.d90, CASE WHEN b.hours < 24 THEN greatest(t.tau50, 0.1823) ELSE t.tau50 END,
+           CASE WHEN b.hours < 24 THEN greatest(t.tau90, 0.1823) ELSE t.tau90 END, b.n_med / 60.0,
            CASE WHEN b.n_med / 60.0 * 5 >= o.min_window_count THEN 5
                 WHEN b.n_med / 60.0 * 10 >= o.min_window_count THEN 10
                 WHEN b.n_med / 60.0 * 15 >= o.min_window_count THEN 15
@@ -1780,11 +1783,12 @@ $$;
 -- +goose StatementEnd
 
 -- Accepts the regression of a THRESHOLD_EXCEEDED, ANOMALY or DEGRADATION
--- alert as the operation's new normal: resolves it (by p_accepted_by, with
--- details.accepted), makes its change point (first_seen_at) the start of the
--- operation's samples for baselines and detection references, and
--- re-baselines from it at once (reason 'accepted', in the baseline history;
--- a level within 5% of the old baseline keeps it). Returns the alert.
+-- alert as the operation's new normal: resolves it and the operation's other
+-- open alerts of those types (by p_accepted_by, with details.accepted), makes
+-- its change point (first_seen_at) the start of the operation's samples for
+-- baselines and detection references, and re-baselines from it at once
+-- (reason 'accepted', in the baseline history; a level within 5% of the old
+-- baseline keeps it). Returns the alert.
 -- +goose StatementBegin
 CREATE FUNCTION pggit.accept_regression(p_alert_id bigint, p_accepted_by text DEFAULT current_user)
 RETURNS pggit.performance_alerts
@@ -1821,12 +1825,16 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state', COLUMN = 'p_alert_id';
     END IF;
 
+    -- The operation's other open regression alerts are about the same new
+    -- level: they are accepted with it.
     UPDATE pggit.performance_alerts a
     SET resolved_at = clock_timestamp(), resolved_by = p_accepted_by,
-        resolution_notes = format('regression accepted: the baseline starts again at %s', a.first_seen_at),
+        resolution_notes = format('regression accepted (alert %s): the baseline starts again at %s',
+                                  p_alert_id, v_alert.first_seen_at),
         details = a.details || jsonb_build_object('accepted', true, 'accepted_by', p_accepted_by,
-                                                  'accepted_at', clock_timestamp())
-    WHERE a.alert_id = p_alert_id;
+                                                  'accepted_at', clock_timestamp(), 'accepted_with', p_alert_id)
+    WHERE a.operation_type = v_alert.operation_type AND a.scope = v_alert.scope AND a.resolved_at IS NULL
+      AND a.alert_type IN ('THRESHOLD_EXCEEDED', 'ANOMALY', 'DEGRADATION');
 
     INSERT INTO pggit.performance_baseline_floors AS f (operation_type, scope, since, alert_id, accepted_by)
     VALUES (v_alert.operation_type, v_alert.scope, v_alert.first_seen_at, p_alert_id, p_accepted_by)
@@ -1839,11 +1847,8 @@ BEGIN
     UPDATE pggit.detection_references r SET stale = true
     WHERE r.operation_type = v_alert.operation_type AND r.scope = v_alert.scope;
     UPDATE pggit.detection_state s
-    SET cusum = 0, mwu_tested_at = NULL,
-        degradation_alert_id = CASE WHEN s.degradation_alert_id = p_alert_id THEN NULL ELSE s.degradation_alert_id END,
-        recovery_cusum = CASE WHEN s.degradation_alert_id = p_alert_id THEN 0 ELSE s.recovery_cusum END,
-        threshold_alert_id = CASE WHEN s.threshold_alert_id = p_alert_id THEN NULL ELSE s.threshold_alert_id END,
-        anomaly_alert_id = CASE WHEN s.anomaly_alert_id = p_alert_id THEN NULL ELSE s.anomaly_alert_id END
+    SET cusum = 0, mwu_tested_at = NULL, degradation_alert_id = NULL, recovery_cusum = 0, recovery_since = NULL,
+        shift = NULL, threshold_alert_id = NULL, anomaly_alert_id = NULL, anomaly_scores = '{}', anomaly_ends = '{}'
     WHERE s.operation_type = v_alert.operation_type AND s.scope = v_alert.scope;
 
     -- Re-baseline from the change point.
