@@ -99,39 +99,38 @@ END;
 $$;
 -- +goose StatementEnd
 
--- The alerts that protect a baseline and the floors of accepted regressions:
--- per (operation, scope), samples before lo (an accepted change point) or from
--- hi (the first_seen_at of its earliest open THRESHOLD_EXCEEDED, ANOMALY or
--- DEGRADATION alert) on are left out of its baseline.
+-- The operations whose baseline samples are restricted, for a window
+-- starting at p_window_start: those with a floor (an accepted regression:
+-- samples before it no longer describe the operation), and those with a
+-- regression alert (THRESHOLD_EXCEEDED, ANOMALY, DEGRADATION; not accepted)
+-- open, or resolved within the window: the samples of its span,
+-- [first_seen_at, resolved_at), are not the operation's normal. Without this
+-- a detected regression would become its own baseline at the next
+-- recalculation (and a resolved one would inflate the p99 for a week).
 -- +goose StatementBegin
-CREATE FUNCTION pggit.baseline_sample_bounds(p_operation_type text DEFAULT NULL)
-RETURNS TABLE (operation_type text, scope text, lo timestamptz, hi timestamptz)
+CREATE FUNCTION pggit.baseline_restricted(p_operation_type text, p_window_start timestamptz)
+RETURNS TABLE (operation_type text, scope text)
 LANGUAGE sql
 STABLE
 SET search_path = pggit, pg_catalog
 AS $$
-    WITH open_alerts AS (
-        SELECT a.operation_type, a.scope, min(a.first_seen_at) AS hi
-        FROM pggit.performance_alerts a
-        WHERE a.resolved_at IS NULL
-          AND a.alert_type IN ('THRESHOLD_EXCEEDED', 'ANOMALY', 'DEGRADATION')
-          AND (p_operation_type IS NULL OR a.operation_type = p_operation_type)
-        GROUP BY a.operation_type, a.scope
-    ),
-    floors AS (
-        SELECT f.operation_type, f.scope, f.since
-        FROM pggit.performance_baseline_floors f
-        WHERE p_operation_type IS NULL OR f.operation_type = p_operation_type
-    )
-    SELECT coalesce(o.operation_type, f.operation_type), coalesce(o.scope, f.scope), f.since, o.hi
-    FROM open_alerts o
-    FULL JOIN floors f ON f.operation_type = o.operation_type AND f.scope = o.scope
+    SELECT a.operation_type, a.scope
+    FROM pggit.performance_alerts a
+    WHERE a.alert_type IN ('THRESHOLD_EXCEEDED', 'ANOMALY', 'DEGRADATION')
+      AND (a.resolved_at IS NULL OR (a.resolved_at > p_window_start
+                                     AND NOT coalesce((a.details ->> 'accepted')::boolean, false)))
+      AND (p_operation_type IS NULL OR a.operation_type = p_operation_type)
+    UNION
+    SELECT f.operation_type, f.scope
+    FROM pggit.performance_baseline_floors f
+    WHERE p_operation_type IS NULL OR f.operation_type = p_operation_type
 $$;
 -- +goose StatementEnd
 
 -- Baseline statistics of one (operation, scope) over (p_window_start,
--- p_window_end], within its sample bounds (pggit.baseline_sample_bounds). The
--- returned row carries the effective window.
+-- p_window_end], without the samples before its floor and those in the span
+-- of its regression alerts (see pggit.baseline_restricted). The returned row
+-- carries the window, starting at the floor when there is one.
 -- +goose StatementBegin
 CREATE FUNCTION pggit.compute_baseline_stats(
     p_operation_type text,
@@ -147,14 +146,13 @@ AS $$
 DECLARE
     v_stats pggit.performance_baselines;
     v_pct   double precision[];
-    v_lo    timestamptz;
-    v_hi    timestamptz;
+    v_floor timestamptz;
 BEGIN
-    SELECT b.lo, b.hi INTO v_lo, v_hi
-    FROM pggit.baseline_sample_bounds(p_operation_type) b
-    WHERE b.scope = p_scope;
-    v_stats.window_start := greatest(p_window_start, v_lo - interval '1 microsecond');
-    v_stats.window_end   := least(p_window_end, v_hi - interval '1 microsecond');
+    SELECT f.since INTO v_floor FROM pggit.performance_baseline_floors f
+    WHERE f.operation_type = p_operation_type AND f.scope = p_scope;
+    -- The floor is the first sample in; the window start is exclusive.
+    v_stats.window_start := greatest(p_window_start, v_floor - interval '1 microsecond');
+    v_stats.window_end   := greatest(p_window_end, v_stats.window_start);
 
     SELECT count(*),
            min(m.duration_microseconds),
@@ -169,7 +167,14 @@ BEGIN
     WHERE m.operation_type = p_operation_type
       AND m.scope = p_scope
       AND m.recorded_at > v_stats.window_start
-      AND m.recorded_at <= v_stats.window_end;
+      AND m.recorded_at <= v_stats.window_end
+      AND NOT EXISTS (
+          SELECT 1 FROM pggit.performance_alerts a
+          WHERE a.operation_type = p_operation_type AND a.scope = p_scope
+            AND a.alert_type IN ('THRESHOLD_EXCEEDED', 'ANOMALY', 'DEGRADATION')
+            AND NOT coalesce((a.details ->> 'accepted')::boolean, false)
+            AND m.recorded_at >= a.first_seen_at
+            AND m.recorded_at < coalesce(a.resolved_at, 'infinity'));
 
     v_stats.p50_microseconds := v_pct[1];
     v_stats.p75_microseconds := v_pct[2];
@@ -180,9 +185,6 @@ BEGIN
     v_stats.scope          := p_scope;
     v_stats.sample_count   := coalesce(v_stats.sample_count, 0);
     v_stats.lookback_days  := p_lookback_days;
-    IF v_stats.window_end < v_stats.window_start THEN
-        v_stats.window_end := v_stats.window_start;
-    END IF;
     SELECT t.alert_threshold_multiplier INTO v_stats.alert_threshold_multiplier
     FROM pggit.performance_operation_types t
     WHERE t.operation_type = p_operation_type;
@@ -250,9 +252,9 @@ BEGIN
                    s.stddev_us, s.pct, t.alert_threshold_multiplier, b.p99_microseconds AS old_p99,
                    bd.operation_type IS NOT NULL AS bounded
             FROM keys k
-            -- Open regressions and accepted change points bound some
-            -- operations' samples: those are recomputed within their bounds.
-            LEFT JOIN pggit.baseline_sample_bounds(NULL) bd
+            -- Regressions and accepted change points restrict some
+            -- operations' samples: those are recomputed without them.
+            LEFT JOIN pggit.baseline_restricted(NULL, v_exec.window_start) bd
                    ON bd.operation_type = k.operation_type AND bd.scope = k.scope
             LEFT JOIN stats s
                    ON s.operation_type = k.operation_type AND s.scope = k.scope
@@ -348,7 +350,7 @@ BEGIN
 
     v_exec := pggit.start_recalc_execution(p_lookback_days, p_min_samples, p_force, NULL, p_reason,
                                            p_operation_type);
-    -- Within the operation's sample bounds (open regressions, accepted change points).
+    -- Without the samples of regressions and before an accepted change point.
     v_stats := pggit.compute_baseline_stats(p_operation_type, p_scope, v_exec.window_start, v_exec.window_end,
                                             p_lookback_days);
     v_result := pggit.apply_baseline_stats(v_exec.execution_id, v_stats, p_min_samples, p_force, p_reason);
@@ -2188,7 +2190,7 @@ DROP FUNCTION pggit.detection_close_hour(timestamptz, text);
 DROP FUNCTION pggit.detection_build_references(timestamptz, text, boolean);
 DROP FUNCTION pggit.detection_summarize_hours(timestamptz, timestamptz, text, boolean);
 DROP FUNCTION pggit.compute_baseline_stats(text, text, timestamptz, timestamptz, integer);
-DROP FUNCTION pggit.baseline_sample_bounds(text);
+DROP FUNCTION pggit.baseline_restricted(text, timestamptz);
 DROP FUNCTION pggit.histogram_mann_whitney_z(integer[], bigint[], integer[], bigint[]);
 DROP FUNCTION pggit.threshold_min_exceedances(bigint, double precision);
 DROP FUNCTION pggit.detection_setting(text, double precision);
