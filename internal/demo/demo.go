@@ -1,15 +1,18 @@
 // Package demo is the guided tour behind `pggit-monitor demo` and `make demo`:
-// synthetic traffic for a few operations, rolling baselines, regressions that
-// raise alerts, a snooze, and delivery to local Slack- and Mattermost-style
-// sinks.
+// a day of synthetic traffic for a few operations, rolling baselines, two
+// regressions (one rolled back, one still on) found by the detectors, a
+// snooze, delivery to local Slack-, Mattermost- and PagerDuty-style sinks,
+// the recovery closing its alerts, and baselines that leave regressions out.
 package demo
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -38,7 +41,7 @@ var operations = []operation{
 
 // Run migrates the database behind pool and runs the tour, writing to w.
 func Run(ctx context.Context, pool *pgxpool.Pool, w io.Writer) error {
-	start := time.Now()
+	began := time.Now()
 	step := func(format string, args ...any) { fmt.Fprintf(w, "\n== "+format+"\n", args...) }
 
 	step("Migrating the pggit schema")
@@ -72,23 +75,62 @@ func Run(ctx context.Context, pool *pgxpool.Pool, w io.Writer) error {
 		return err
 	}
 
-	const perOp = 4000
-	step("Recording %d samples per operation over the last 6 days (Recorder, batched COPY)", perOp)
+	// Sample time: 30 hours of history up to now (the detectors want a day
+	// of it to know an operation's daily rhythm), with two regressions.
+	now := time.Now().Truncate(time.Minute)
+	start := now.Add(-30 * time.Hour)
+	mergeFrom, mergeTo := now.Add(-95*time.Minute), now.Add(-45*time.Minute)
+	historyFrom := now.Add(-20 * time.Minute)
+	slower := func(op operation, at time.Time) float64 {
+		switch {
+		case op.name == "merge_branches" && op.scope == "" && !at.Before(mergeFrom) && at.Before(mergeTo):
+			return 4 // a bad deploy, rolled back 50 minutes later
+		case op.name == "get_history" && !at.Before(historyFrom):
+			return 3 // still slow now
+		}
+		return 1
+	}
+
+	step("Recording 30 hours of traffic (10 samples a minute per operation) through the Recorder")
 	rng := rand.New(rand.NewPCG(7, 42))
 	rec, err := client.NewRecorder(nil)
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	for _, op := range operations {
-		for i := range perOp {
-			at := now.Add(-time.Duration(float64(6*24*time.Hour) * float64(i) / perOp))
+	for at := start; at.Before(now); at = at.Add(6 * time.Second) {
+		for _, op := range operations {
 			if err := rec.RecordSample(monitor.Sample{
 				OperationType: op.name, Scope: op.scope, RecordedAt: at,
-				Duration: lognormal(rng, op.median, op.sigma),
+				Duration: time.Duration(float64(lognormal(rng, op.median, op.sigma)) * slower(op, at)),
 			}); err != nil {
 				return err
 			}
+		}
+		if at.Equal(mergeFrom) {
+			// The baselines of the day before the regressions.
+			if err := rec.Flush(ctx); err != nil {
+				return err
+			}
+			step("Recalculating every baseline in one pass (7-day window), before the regressions")
+			run, err := client.RecalculateAllBaselinesRolling(ctx, nil)
+			if err != nil {
+				return err
+			}
+			printRun(w, run)
+			if err := printBaselines(ctx, w, client); err != nil {
+				return err
+			}
+			step("Snoozing get_history THRESHOLD_EXCEEDED alerts for 2 hours (index rebuild in progress)")
+			snoozeID, err := client.SnoozeAlerts(ctx, monitor.SnoozeParams{
+				OperationType: "get_history", Type: monitor.AlertThresholdExceeded,
+				Duration: 2 * time.Hour, Reason: "index rebuild in progress", CreatedBy: "demo",
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "snooze %d: get_history / THRESHOLD_EXCEEDED\n", snoozeID)
+			fmt.Fprintf(w, "\n(merge_branches runs 4x slower from %s to %s; get_history 3x slower from %s on)\n",
+				clock(mergeFrom), clock(mergeTo), clock(historyFrom))
 		}
 	}
 	if err := rec.Close(ctx); err != nil {
@@ -97,69 +139,40 @@ func Run(ctx context.Context, pool *pgxpool.Pool, w io.Writer) error {
 	st := rec.Stats()
 	fmt.Fprintf(w, "recorded %d, written %d, dropped %d\n", st.Recorded, st.Written, st.Dropped)
 
-	step("Recalculating every baseline in one pass (7-day window)")
+	// The worker runs detection every minute and delivers as it goes; the
+	// demo does it at two moments of sample time.
+	step("Detecting up to %s (sample time): every detector over every minute since the first sample, in one catch-up call", clock(mergeFrom.Add(30*time.Minute)))
+	if err := detectAndDeliver(ctx, w, client, sinks, mergeFrom.Add(30*time.Minute)); err != nil {
+		return err
+	}
+	step("Detecting up to now: merge_branches recovered at %s and its alerts close themselves after 30 healthy minutes", clock(mergeTo))
+	if err := detectAndDeliver(ctx, w, client, sinks, now); err != nil {
+		return err
+	}
+
+	step("Recalculating again: the regressions stay out of the baselines")
+	before, err := client.Baselines(ctx, "")
+	if err != nil {
+		return err
+	}
 	run, err := client.RecalculateAllBaselinesRolling(ctx, nil)
 	if err != nil {
 		return err
 	}
 	printRun(w, run)
-	if err := printBaselines(ctx, w, client); err != nil {
-		return err
-	}
-
-	step("Snoozing get_history alerts for 30 minutes (index rebuild in progress)")
-	snoozeID, err := client.SnoozeAlerts(ctx, monitor.SnoozeParams{
-		OperationType: "get_history", Type: monitor.AlertThresholdExceeded,
-		Duration: 30 * time.Minute, Reason: "index rebuild in progress", CreatedBy: "demo",
-	})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "snooze %d: get_history / THRESHOLD_EXCEEDED\n", snoozeID)
-
-	step("Injecting regressions in the last 10 minutes: merge_branches 4x slower, get_history 3x slower")
-	rec, err = client.NewRecorder(nil)
-	if err != nil {
-		return err
-	}
-	regressions := []struct {
-		op     string
-		n      int
-		median time.Duration
-	}{
-		{"merge_branches", 2500, 164 * time.Millisecond},
-		{"get_history", 400, 18 * time.Millisecond},
-	}
-	for _, r := range regressions {
-		for i := range r.n {
-			at := now.Add(-time.Duration(float64(10*time.Minute) * float64(i) / float64(r.n)))
-			if err := rec.RecordSample(monitor.Sample{
-				OperationType: r.op, RecordedAt: at, Duration: lognormal(rng, r.median, 0.45),
-			}); err != nil {
-				return err
-			}
+	for _, b := range before {
+		if b.Scope != "" || (b.OperationType != "merge_branches" && b.OperationType != "get_history") {
+			continue
 		}
-	}
-	if err := rec.Close(ctx); err != nil {
-		return err
-	}
-	if err := printAlerts(ctx, w, client); err != nil {
-		return err
-	}
-
-	step("Delivering the queued notifications (dispatcher: claim, format, POST, record)")
-	if err := sinks.deliver(ctx, client, w); err != nil {
-		return err
+		after, err := client.Baseline(ctx, b.OperationType, b.Scope)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s p99: %s before, %s after (%+.1f%%): its regression is left out\n", b.OperationType,
+			ms(b.P99), ms(after.P99), (float64(after.P99)/float64(b.P99)-1)*100)
 	}
 
-	step("Recalculating again: only what moved by 5%% or more is replaced")
-	run, err = client.RecalculateAllBaselinesRolling(ctx, nil)
-	if err != nil {
-		return err
-	}
-	printRun(w, run)
-
-	step("Resolving: the regression is rolled back")
+	step("Resolving get_history by hand: the index rebuild is done")
 	if err := sinks.resolveAndDeliver(ctx, client, w); err != nil {
 		return err
 	}
@@ -169,7 +182,7 @@ func Run(ctx context.Context, pool *pgxpool.Pool, w io.Writer) error {
 		return err
 	}
 
-	fmt.Fprintf(w, "\nDone in %s. Next: `make test`, `go run ./cmd/pggit-monitor -h`, and docs/.\n", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(w, "\nDone in %s. Next: `make test`, `go run ./cmd/pggit-monitor -h`, and docs/.\n", time.Since(began).Round(time.Millisecond))
 	return nil
 }
 
@@ -194,23 +207,58 @@ func printRun(w io.Writer, run *monitor.RecalculateResult) {
 	tw.Flush()
 }
 
-func printAlerts(ctx context.Context, w io.Writer, client *monitor.Client) error {
-	alerts, err := client.ListAlerts(ctx, &monitor.AlertFilter{OpenOnly: true})
+// detectAndDeliver runs detection up to asOf, lists the alerts, and
+// delivers the notifications.
+func detectAndDeliver(ctx context.Context, w io.Writer, client *monitor.Client, sinks *sinks, asOf time.Time) error {
+	changed, err := client.RunDetection(ctx, asOf)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "%d open alerts (detected as the samples were written; one per operation, not one per sample):\n", len(alerts))
+	if err := printDetected(ctx, w, client); err != nil {
+		return err
+	}
+	if run, err := client.LastDetectionRun(ctx); err == nil {
+		fmt.Fprintf(w, "detection: %d alerts opened, changed or resolved; %s of sample time judged in %s\n",
+			len(changed), run.To.Sub(run.From).Round(time.Minute), run.Duration.Round(time.Millisecond))
+	}
+	fmt.Fprintln(w, "delivering:")
+	return sinks.deliver(ctx, client, w)
+}
+
+// printDetected lists every alert with its sample times and what it saw.
+func printDetected(ctx context.Context, w io.Writer, client *monitor.Client) error {
+	alerts, err := client.ListAlerts(ctx, nil)
+	if err != nil {
+		return err
+	}
+	slices.Reverse(alerts)
+	fmt.Fprintf(w, "%d alerts (times are sample times; a resolved one closed itself after 30 healthy minutes):\n", len(alerts))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ALERT\tOPERATION\tTYPE\tSEVERITY\tOCCURRENCES\tWORST\tP99\tMULTIPLIER\tSNOOZED")
+	fmt.Fprintln(tw, "ALERT\tOPERATION\tTYPE\tSEVERITY\tFIRST SEEN\tDETECTED\tRESOLVED\tSNOOZED\tWHAT")
 	for _, a := range alerts {
-		snoozed := "no"
+		snoozed, resolved := "no", "open"
 		if a.Snoozed {
 			snoozed = fmt.Sprintf("yes (snooze %d)", a.SnoozeID)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%.2fx\t%s\n", a.ID, a.OperationType, a.Type, a.Severity,
-			a.Occurrences, ms(a.ActualDuration), ms(a.BaselineP99), a.ViolationMultiplier, snoozed)
+		if !a.Open() {
+			resolved = clock(a.ResolvedAt) + " by " + a.ResolvedBy
+		}
+		var d struct {
+			Message string `json:"message"`
+		}
+		_ = json.Unmarshal(a.Details, &d)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.OperationType, a.Type, a.Severity,
+			clock(a.FirstSeenAt), clock(a.DetectedAt), resolved, snoozed, d.Message)
 	}
 	return tw.Flush()
+}
+
+// clock shows a time of day.
+func clock(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("15:04")
 }
 
 func printBaselines(ctx context.Context, w io.Writer, client *monitor.Client) error {

@@ -40,6 +40,7 @@ type sinks struct {
 	ln         net.Listener
 	mu         sync.Mutex
 	got        map[string][]string // channel -> attachment titles, per message
+	shown      map[string]int      // channel -> lines of got already printed
 	requests   int
 	failed     bool
 	hooks      []*monitor.Webhook
@@ -205,9 +206,14 @@ func (s *sinks) deliver(ctx context.Context, client *monitor.Client, w io.Writer
 	s.dispatcher = d
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.shown == nil {
+		s.shown = map[string]int{}
+	}
 	for _, ch := range []string{"slack", "mattermost", "pagerduty"} {
-		fmt.Fprintf(w, "%s received %d alerts:\n", ch, len(s.got[ch]))
-		for _, line := range s.got[ch] {
+		lines := s.got[ch][s.shown[ch]:]
+		s.shown[ch] = len(s.got[ch])
+		fmt.Fprintf(w, "%s received %d alerts:\n", ch, len(lines))
+		for _, line := range lines {
 			fmt.Fprintf(w, "  %s\n", line)
 		}
 	}

@@ -1095,9 +1095,22 @@ BEGIN
                 END IF;
             END IF;
             IF s.cusum >= v_h AND (s.mwu_tested_at IS NULL OR v_end >= s.mwu_tested_at + interval '5 minutes') THEN
-                -- Located change point: the minute after the CUSUM's last zero.
-                -- Confirmed by a rank test of after against before.
+                -- Locate the change point in the CUSUM's excursion (it starts
+                -- at the minute after its last zero, early when noise ran up
+                -- before the change): the minute from which the residuals
+                -- after it are the most significant shift. Confirm by a rank
+                -- test of after against before.
                 s.mwu_tested_at := v_end;
+                SELECT x.minute INTO v_first
+                FROM (
+                    SELECT d.minute, sum(d.resid_sum) OVER w AS rs, sum(d.sample_count) OVER w AS n
+                    FROM pggit.detection_series(s.cusum_since, v_end, p_operation_type, p_scope, p_alpha) d
+                    WHERE d.resid_sum IS NOT NULL
+                    WINDOW w AS (ORDER BY d.minute DESC ROWS UNBOUNDED PRECEDING)
+                ) x
+                ORDER BY x.rs / sqrt(x.n) DESC, x.minute
+                LIMIT 1;
+                s.cusum_since := coalesce(v_first, s.cusum_since);
                 v_facts := pggit.detection_degradation_facts(p_operation_type, p_scope, s.cusum_since, v_end);
                 -- A shift the rank test confirms (p < 0.001) and at least
                 -- half the one looked for (in log terms): smaller ones are
@@ -1184,8 +1197,8 @@ BEGIN
             INTO v_hits_w, v_hits_c
             FROM unnest(s.anomaly_scores) AS u(z);
             IF s.anomaly_alert_id IS NOT NULL THEN
-                -- Hysteresis: still anomalous down to one z below the warning level.
-                IF v_rec.score >= t.anomaly_warning_z - 1 THEN
+                -- Still anomalous: another window at the warning level.
+                IF v_rec.score >= t.anomaly_warning_z THEN
                     s.anomaly_last_hit := v_end; v_ano_last := v_end; v_ano_occ := v_ano_occ + 1;
                     IF v_hits_c >= t.anomaly_confirm_k AND v_ano_sev <> 'CRITICAL' THEN
                         IF pggit.detection_escalate(s.anomaly_alert_id, 'CRITICAL', v_rec.p90_us,
