@@ -97,7 +97,9 @@ func ofType(as []*monitor.Alert, typ string) []*monitor.Alert {
 }
 
 // hoursAgo is the start of the hour h hours before the current one.
-func hoursAgo(h int) time.Time { return time.Now().UTC().Truncate(time.Hour).Add(-time.Duration(h) * time.Hour) }
+func hoursAgo(h int) time.Time {
+	return time.Now().UTC().Truncate(time.Hour).Add(-time.Duration(h) * time.Hour)
+}
 
 func TestHistogramsCountEverySample(t *testing.T) {
 	t.Parallel()
@@ -660,4 +662,3 @@ func TestDetectionSettingsAndBadInputs(t *testing.T) {
 		requirePgError(t, err, "22023", c.msg)
 	}
 }
-
