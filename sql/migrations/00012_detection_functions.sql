@@ -1196,6 +1196,13 @@ BEGIN
             SELECT count(*) FILTER (WHERE z >= t.anomaly_warning_z), count(*) FILTER (WHERE z >= t.anomaly_critical_z)
             INTO v_hits_w, v_hits_c
             FROM unnest(s.anomaly_scores) AS u(z);
+            -- z says how sure, not how much: CRITICAL also takes a window at
+            -- least degradation_critical_ratio over its usual p50 or p90.
+            IF v_rec.p50_us IS NULL
+               OR (v_rec.p50_us / v_rec.expected_us < t.degradation_critical_ratio
+                   AND v_rec.p90_us / (v_rec.expected_us * exp(r.d90)) < t.degradation_critical_ratio) THEN
+                v_hits_c := 0;
+            END IF;
             IF s.anomaly_alert_id IS NOT NULL THEN
                 -- Still anomalous: another window at the warning level.
                 IF v_rec.score >= t.anomaly_warning_z THEN
