@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,99 +20,9 @@ import (
 
 // Targets of the alerting and notification benchmarks.
 const (
-	targetDetection  = 0.80   // Recorder with detection / without baselines, at least
 	targetDelivered  = 5000.0 // alerts delivered per second with batching, at least
 	targetLatencyP99 = 200 * time.Millisecond
 )
-
-// benchDetection compares the Recorder's throughput with threshold detection
-// on (active baselines for every operation, 1% of samples violating) against
-// the same samples with no baselines at all.
-func benchDetection(ctx context.Context, e *env, o *options) (*section, error) {
-	m := o.recorderSamples
-	names := opNames(o.ops)
-	durations := make([]time.Duration, m)
-	for i := range durations {
-		us := 1000 + int64(i*7919%4000) // 1..5 ms, under 2 x p99 (10 ms)
-		if i%101 == 0 {                 // ~1%, spread over every operation (101 and the operation count are coprime)
-			us = 30_000 // 3 x p99: a WARNING violation
-		}
-		durations[i] = time.Duration(us) * time.Microsecond
-	}
-	reset := func(ctx context.Context, baselines bool) error {
-		if err := e.exec(ctx, `TRUNCATE pggit.performance_metrics`); err != nil {
-			return err
-		}
-		if err := e.exec(ctx, `DELETE FROM pggit.performance_alerts`); err != nil {
-			return err
-		}
-		if err := e.exec(ctx, `DELETE FROM pggit.performance_baselines`); err != nil {
-			return err
-		}
-		if !baselines {
-			return nil
-		}
-		return e.exec(ctx, `INSERT INTO pggit.performance_baselines
-			(operation_type, scope, sample_count, min_microseconds, max_microseconds, mean_microseconds,
-			 stddev_microseconds, p50_microseconds, p75_microseconds, p90_microseconds, p95_microseconds,
-			 p99_microseconds, lookback_days, window_start, window_end)
-			SELECT n, '', 1000, 1000, 12000, 5000, 1000, 5000, 6000, 8000, 9000, 10000, 7, now() - interval '7 days', now()
-			FROM unnest($1::text[]) n`, names)
-	}
-	var alerts int64
-	mk := func(name string, baselines bool) *variant {
-		return &variant{name: name, samples: m, run: func(ctx context.Context) (time.Duration, error) {
-			if err := reset(ctx, baselines); err != nil {
-				return 0, err
-			}
-			rec, err := e.client.NewRecorder(nil)
-			if err != nil {
-				return 0, err
-			}
-			start := time.Now()
-			var wg sync.WaitGroup
-			errs := make([]error, recorderGoroutines)
-			for g := range recorderGoroutines {
-				wg.Go(func() { _, errs[g] = produce(ctx, rec, names, durations, g, recorderGoroutines) })
-			}
-			wg.Wait()
-			cerr := rec.Close(ctx)
-			d := time.Since(start)
-			if err := errors.Join(append(errs, cerr)...); err != nil {
-				return 0, err
-			}
-			if st := rec.Stats(); st.Written != uint64(m) || st.Dropped != 0 {
-				return 0, fmt.Errorf("recorder stats %+v, want %d written, none dropped", st, m)
-			}
-			if baselines {
-				if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM pggit.performance_alerts`).Scan(&alerts); err != nil {
-					return 0, err
-				}
-				if alerts != int64(len(names)) {
-					return 0, fmt.Errorf("%d alerts, want one per operation (%d)", alerts, len(names))
-				}
-			}
-			return d, nil
-		}}
-	}
-	off := mk("Recorder, no baselines (detection finds nothing to compare)", false)
-	on := mk(fmt.Sprintf("Recorder, detection on: %d active baselines, 1%% of samples violating", len(names)), true)
-	variants := []*variant{off, on}
-	if err := measure(ctx, e, o.runs, variants, e.checkpoint); err != nil {
-		return nil, err
-	}
-	r := on.rate() / off.rate()
-	return &section{
-		title: fmt.Sprintf("Threshold detection on ingestion: %s samples over %d operations", fmtInt(int64(m)), len(names)),
-		notes: []string{
-			"Both variants write the same samples through client.NewRecorder(nil) from 2 goroutines (batched COPY); the statement-level trigger registers operations and, with baselines, compares the batch with them in one statement.",
-			fmt.Sprintf("Detection on: every operation has an active baseline with p99 = 10 ms; one sample in 101 takes 30 ms (3x, WARNING). Each run ends with exactly %d open alerts (one per operation, however many violations), which the benchmark checks.", len(names)),
-		},
-		variants: variants,
-		ratios: []ratio{{name: "Recorder with detection / without baselines (throughput)", value: r,
-			target: fmt.Sprintf(">= %.2fx", targetDetection), pass: r >= targetDetection}},
-	}, nil
-}
 
 // benchSnooze measures pggit.is_alert_snoozed with 10,000 snoozes stored.
 func benchSnooze(ctx context.Context, e *env, o *options) (*section, error) {

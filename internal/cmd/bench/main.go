@@ -5,7 +5,10 @@
 //     statistics query it is built on, and the original per-operation loop;
 //   - recorder: the Recorder against one raw COPY of the same rows, and one
 //     INSERT per sample;
-//   - detection: the Recorder with threshold detection on against no baselines;
+//   - histograms: the Recorder with the histograms maintained by the samples'
+//     trigger against the trigger without them;
+//   - detect: run_detection per minute and catching up a day, on 1,000
+//     operations, and the storage of the histograms;
 //   - snooze: is_alert_snoozed with 10,000 snoozes against a bare round trip;
 //   - delivery: alerts delivered per second by the dispatcher, and the latency
 //     from an alert's insert to its receipt with batching off.
@@ -129,7 +132,11 @@ type options struct {
 	runs            int
 	recalc          bool
 	recorder        bool
-	detection       bool
+	histograms      bool
+	detect          bool
+	detectOps       int
+	detectRate      int
+	detectHours     int
 	snooze          bool
 	delivery        bool
 	views           bool
@@ -146,7 +153,10 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.recorderSamples, "recorder-samples", 500_000, "recorder: samples written by raw COPY and by the Recorder")
 	fs.IntVar(&o.insertSamples, "insert-samples", 20_000, "recorder: samples written one INSERT each (the reference is extrapolated)")
 	fs.IntVar(&o.runs, "runs", 3, "runs of each measurement; the median is reported")
-	only := fs.String("only", "recalc,views,recorder,detection,snooze,delivery", "benchmarks to run, comma-separated: recalc, views, recorder, detection, snooze, delivery")
+	only := fs.String("only", "recalc,views,recorder,histograms,detect,snooze,delivery", "benchmarks to run, comma-separated: recalc, views, recorder, histograms, detect, snooze, delivery")
+	fs.IntVar(&o.detectOps, "detect-ops", 1000, "histograms, detect: operations")
+	fs.IntVar(&o.detectRate, "detect-rate", 10, "detect: samples a minute per operation")
+	fs.IntVar(&o.detectHours, "detect-hours", 25, "detect: hours judged (the catch-up covers all but the last)")
 	fs.BoolVar(&o.md, "md", false, "print Markdown (for docs/BENCHMARKS.md)")
 	fs.BoolVar(&o.explain, "explain", false, "recalc: also print EXPLAIN (ANALYZE, BUFFERS) of the reference query")
 	fs.BoolVar(&o.verbose, "v", false, "print progress to stderr")
@@ -162,8 +172,10 @@ func parseFlags(args []string) (*options, error) {
 			o.recalc = true
 		case "recorder":
 			o.recorder = true
-		case "detection":
-			o.detection = true
+		case "histograms":
+			o.histograms = true
+		case "detect":
+			o.detect = true
 		case "snooze":
 			o.snooze = true
 		case "delivery":
@@ -172,11 +184,11 @@ func parseFlags(args []string) (*options, error) {
 			o.views = true
 		case "":
 		default:
-			return nil, fmt.Errorf("-only: unknown benchmark %q (want recalc, views, recorder, detection, snooze, delivery)", b)
+			return nil, fmt.Errorf("-only: unknown benchmark %q (want recalc, views, recorder, histograms, detect, snooze, delivery)", b)
 		}
 	}
 	switch {
-	case !o.recalc && !o.views && !o.recorder && !o.detection && !o.snooze && !o.delivery:
+	case !o.recalc && !o.views && !o.recorder && !o.histograms && !o.detect && !o.snooze && !o.delivery:
 		return nil, errors.New("-only: nothing to run")
 	case o.ops < 1:
 		return nil, fmt.Errorf("-ops must be at least 1, got %d", o.ops)
@@ -188,6 +200,8 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("-recorder-samples must be at least 1, got %d", o.recorderSamples)
 	case o.insertSamples < 1:
 		return nil, fmt.Errorf("-insert-samples must be at least 1, got %d", o.insertSamples)
+	case o.detectOps < 1 || o.detectRate < 1 || o.detectHours < 2:
+		return nil, fmt.Errorf("-detect-ops and -detect-rate must be at least 1 and -detect-hours at least 2")
 	case o.runs < 1:
 		return nil, fmt.Errorf("-runs must be at least 1, got %d", o.runs)
 	}
@@ -228,7 +242,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}{
 		{o.views, "views", benchViews},
 		{o.recorder, "recorder", benchRecorder},
-		{o.detection, "detection", benchDetection},
+		{o.histograms, "histograms", benchHistograms},
+		{o.detect, "detect", benchDetect},
 		{o.snooze, "snooze", benchSnooze},
 		{o.delivery, "delivery", benchDelivery},
 	} {
