@@ -32,6 +32,10 @@ verify: ## gofmt, go vet, generated code current (sqlc diff), sqlc vet against a
 bench: ## Benchmarks, as ratios against references measured in the same run
 	go run ./internal/cmd/bench -md
 
+.PHONY: eval
+eval: ## Detection quality on synthetic streams with known changes (see docs/DETECTION-QUALITY.md)
+	go run ./internal/cmd/eval -md
+
 .PHONY: tidy
 tidy: ## go mod tidy for the module and the tools module
 	go mod tidy

@@ -206,14 +206,12 @@ INSERT INTO pggit.monitor_settings (setting_name, setting_value, description) VA
     ('detection_threshold_confidence', '0.999',
      'THRESHOLD: confidence that the window p99 is over the threshold (0.5..0.999999)'),
     ('detection_correlation_r', '0.75',
-     'CORRELATION: Pearson r of the de-seasonalised 5-minute series (0.5..1)'),
-    ('histogram_minute_hours', '48',
-     'Minute histograms older than this are compacted into hour histograms by the worker (2..8760)');
+     'CORRELATION: Pearson r of the de-seasonalised 5-minute series (0.5..1)');
 
 -- +goose Down
 DELETE FROM pggit.monitor_settings WHERE setting_name IN
     ('detection_lookback_days', 'detection_settle_seconds', 'detection_min_history_hours',
-     'detection_threshold_confidence', 'detection_correlation_r', 'histogram_minute_hours');
+     'detection_threshold_confidence', 'detection_correlation_r');
 DROP TABLE pggit.detection_runs;
 DROP TABLE pggit.detection_state;
 DROP TABLE pggit.detection_blocks;
