@@ -24,8 +24,15 @@ var sections = []struct {
 	{"System health", `SELECT * FROM pggit.v_monitoring_system_health`, true},
 	{"Recalculation health", `SELECT health, last_status, last_run_at, last_success_at, runs_7d, success_rate_pct,
 		round(avg_duration_ms::numeric, 1) AS avg_ms FROM pggit.v_baseline_recalc_execution_health`, false},
+	{"Detection", `SELECT p.evaluated_through AS judged_through,
+		round(extract(epoch FROM clock_timestamp() - p.evaluated_through)::numeric, 0) AS lag_seconds,
+		r.started_at AS last_run_at, round(r.duration_ms::numeric, 1) AS last_run_ms, r.operations,
+		r.alerts_opened, r.alerts_changed, r.alerts_resolved,
+		(SELECT count(*) FROM pggit.detection_references) AS operations_with_reference
+		FROM pggit.detection_progress p
+		LEFT JOIN LATERAL (SELECT * FROM pggit.detection_runs ORDER BY run_id DESC LIMIT 1) r ON true`, true},
 	{"Open alerts", `SELECT alert_id, operation_type, scope, alert_type, severity, occurrence_count AS occurrences,
-		round(violation_multiplier::numeric, 2) AS multiplier, acknowledged_by, snoozed
+		first_seen_at, acknowledged_by, snoozed, left(details ->> 'message', 100) AS what
 		FROM pggit.performance_alerts WHERE resolved_at IS NULL
 		ORDER BY pggit.severity_rank(severity) DESC, last_seen_at DESC LIMIT 20`, false},
 	{"Performance trend (last 24 hours, newest first)", `SELECT hour, operation_type, scope, samples,

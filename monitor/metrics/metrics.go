@@ -42,6 +42,8 @@ type Metrics struct {
 	baselineAge   *prometheus.Desc
 	recalcRuns    *prometheus.Desc
 	recalcLastDur *prometheus.Desc
+	detectLag     *prometheus.Desc
+	detectLastDur *prometheus.Desc
 	samplesRec    *prometheus.Desc
 	samplesDrop   *prometheus.Desc
 	scrapeErrors  prometheus.Counter
@@ -93,6 +95,10 @@ func New(pool *pgxpool.Pool, opts *Options) *Metrics {
 			[]string{"status"}, nil),
 		recalcLastDur: prometheus.NewDesc(namespace+"_baseline_recalculation_last_duration_seconds", "Duration of the last finished recalculation run.",
 			nil, nil),
+		detectLag: prometheus.NewDesc(namespace+"_detection_lag_seconds", "Time since the end of the last minute bucket detection judged.",
+			nil, nil),
+		detectLastDur: prometheus.NewDesc(namespace+"_detection_last_duration_seconds", "Duration of the last detection run that judged new buckets.",
+			nil, nil),
 		samplesRec: prometheus.NewDesc(namespace+"_samples_recorded_total", "Samples accepted by the watched recorders.", nil, nil),
 		samplesDrop: prometheus.NewDesc(namespace+"_samples_dropped_total", "Samples the watched recorders dropped (buffer full, or unwritten at close).",
 			nil, nil),
@@ -128,7 +134,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.latency.Describe(ch)
 	m.scrapeErrors.Describe(ch)
 	for _, d := range []*prometheus.Desc{m.openAlerts, m.queueDepth, m.queueOldest, m.baselineAge,
-		m.recalcRuns, m.recalcLastDur, m.samplesRec, m.samplesDrop} {
+		m.recalcRuns, m.recalcLastDur, m.detectLag, m.detectLastDur, m.samplesRec, m.samplesDrop} {
 		ch <- d
 	}
 }
@@ -218,6 +224,19 @@ func (m *Metrics) collectDB(ctx context.Context, ch chan<- prometheus.Metric) er
 	}
 	if lastMS != nil {
 		ch <- prometheus.MustNewConstMetric(m.recalcLastDur, prometheus.GaugeValue, *lastMS/1000)
+	}
+
+	var lag, detectMS *float64
+	if err := m.pool.QueryRow(ctx, `SELECT extract(epoch FROM clock_timestamp() - p.evaluated_through),
+			(SELECT duration_ms FROM pggit.detection_runs ORDER BY run_id DESC LIMIT 1)
+		FROM pggit.detection_progress p`).Scan(&lag, &detectMS); err != nil {
+		return err
+	}
+	if lag != nil {
+		ch <- prometheus.MustNewConstMetric(m.detectLag, prometheus.GaugeValue, *lag)
+	}
+	if detectMS != nil {
+		ch <- prometheus.MustNewConstMetric(m.detectLastDur, prometheus.GaugeValue, *detectMS/1000)
 	}
 	return nil
 }

@@ -74,6 +74,10 @@ func TestMetricsReflectTheDatabaseAndPassLint(t *testing.T) {
 	_, err = pool.Exec(ctx, `SELECT pggit.raise_alert('e', '', 'ANOMALY', 'CRITICAL')`) // queued, not sent
 	require.NoError(t, err)
 
+	// Detection judged the minutes up to 3 minutes ago.
+	_, err = client.RunDetection(ctx, time.Now().Add(-3*time.Minute))
+	require.NoError(t, err)
+
 	problems, err := testutil.GatherAndLint(reg)
 	require.NoError(t, err)
 	require.Empty(t, problems)
@@ -119,10 +123,14 @@ pggit_samples_dropped_total 0
 			require.Less(t, mf.GetMetric()[0].GetGauge().GetValue(), 60.0)
 		case "pggit_notification_delivery_duration_seconds":
 			require.EqualValues(t, 1, mf.GetMetric()[0].GetHistogram().GetSampleCount())
+		case "pggit_detection_lag_seconds":
+			lag := mf.GetMetric()[0].GetGauge().GetValue()
+			require.True(t, lag >= 180 && lag < 300, "lag %v", lag)
 		}
 	}
 	for _, name := range []string{"pggit_baseline_age_seconds", "pggit_notification_queue_oldest_age_seconds",
-		"pggit_baseline_recalculation_last_duration_seconds", "pggit_notification_delivery_duration_seconds", "pggit_metrics_scrape_errors_total"} {
+		"pggit_baseline_recalculation_last_duration_seconds", "pggit_notification_delivery_duration_seconds", "pggit_metrics_scrape_errors_total",
+		"pggit_detection_lag_seconds", "pggit_detection_last_duration_seconds"} {
 		require.True(t, seen[name], name)
 	}
 }
