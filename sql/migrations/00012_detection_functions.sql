@@ -920,11 +920,12 @@ $$;
 -- judged at p_at: the histograms before (2 hours, or 6 when they hold fewer
 -- than 20 samples) and after, their p50 and p99, the Mann-Whitney z of after
 -- vs before, and the ratio that sets the severity: the median after the
--- change against the reference's expected median for the same hours of the
--- day (so a daily swing does not count), less half its standard error (the
--- CUSUM fires on the samples that happened to be high). Under a shift of log
--- latency it is the p99 ratio too, and far less noisy than a p99 of a short
--- window; the measured p50 and p99 ratios are in the facts as well.
+-- change against the smaller of the reference's expected median for the same
+-- hours of the day (so a daily swing does not count) and the median of the 2
+-- hours before, less half its standard error (the CUSUM fires on the samples
+-- that happened to be high). Under a shift of log latency it is the p99 ratio
+-- too, and far less noisy than a p99 of a short window; the measured p50 and
+-- p99 ratios are in the facts as well.
 -- +goose StatementBegin
 CREATE FUNCTION pggit.detection_degradation_facts(
     p_operation_type text,
@@ -963,7 +964,10 @@ BEGIN
     v_z := pggit.histogram_mann_whitney_z(v_after.bins, v_after.counts, v_before.bins, v_before.counts);
     SELECT avg(v_ref.hod_level[extract(hour FROM g AT TIME ZONE 'UTC')::integer + 1]) INTO v_e
     FROM generate_series(date_trunc('hour', p_change_point), p_at - interval '1 minute', interval '1 hour') g;
-    v_ratio := exp(ln(v_qa[1]) - v_e - 0.5 * 1.2533 * v_ref.scale / sqrt(v_after.sample_count));
+    -- Both the reference for those hours and the 2 hours just before must
+    -- agree: the smaller of the two.
+    v_ratio := exp(least(ln(v_qa[1]) - v_e, ln(v_qa[1] / v_qb[1]))
+                   - 0.5 * 1.2533 * v_ref.scale / sqrt(v_after.sample_count));
     RETURN jsonb_build_object(
         'change_point', p_change_point,
         'samples_before', v_before.sample_count,
@@ -1206,7 +1210,14 @@ BEGIN
         -- Every end of an ANOMALY window counts, judged or not: a window that
         -- did not pass the pre-screen is not anomalous.
         IF r.operation_type IS NOT NULL AND extract(epoch FROM v_end)::bigint % (60 * r.block_minutes) = 0 THEN
-            s.anomaly_scores := s.anomaly_scores || v_rec.score;
+            -- z says how sure, not how much: a window counts towards CRITICAL
+            -- only when it is also degradation_critical_ratio over its usual
+            -- p50 or p90; otherwise its score stays under the critical z.
+            s.anomaly_scores := s.anomaly_scores || CASE
+                WHEN v_rec.score IS NULL THEN NULL
+                WHEN greatest(v_rec.p50_us / v_rec.expected_us, v_rec.p90_us / (v_rec.expected_us * exp(r.d90)))
+                     >= t.degradation_critical_ratio THEN v_rec.score
+                ELSE least(v_rec.score, t.anomaly_critical_z - 1e-6) END;
             s.anomaly_ends   := s.anomaly_ends || v_end;
             IF cardinality(s.anomaly_scores) > t.anomaly_confirm_n THEN
                 s.anomaly_scores := s.anomaly_scores[cardinality(s.anomaly_scores) - t.anomaly_confirm_n + 1 :];
@@ -1215,13 +1226,6 @@ BEGIN
             SELECT count(*) FILTER (WHERE z >= t.anomaly_warning_z), count(*) FILTER (WHERE z >= t.anomaly_critical_z)
             INTO v_hits_w, v_hits_c
             FROM unnest(s.anomaly_scores) AS u(z);
-            -- z says how sure, not how much: CRITICAL also takes a window at
-            -- least degradation_critical_ratio over its usual p50 or p90.
-            IF v_rec.p50_us IS NULL
-               OR (v_rec.p50_us / v_rec.expected_us < t.degradation_critical_ratio
-                   AND v_rec.p90_us / (v_rec.expected_us * exp(r.d90)) < t.degradation_critical_ratio) THEN
-                v_hits_c := 0;
-            END IF;
             IF s.anomaly_alert_id IS NOT NULL THEN
                 -- Still anomalous: another window at the warning level.
                 IF v_rec.score >= t.anomaly_warning_z THEN

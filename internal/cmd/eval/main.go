@@ -313,8 +313,11 @@ func openDB(ctx context.Context, o *options) (*pgxpool.Pool, func(), error) {
 
 // label shortens a duration for tables.
 func label(d time.Duration) string {
-	if d == 0 {
+	if d < 0 {
 		return "-"
+	}
+	if d == 0 {
+		return "0m"
 	}
 	return strings.TrimSuffix(strings.TrimSuffix(d.Round(time.Minute).String(), "0s"), "0m")
 }

@@ -130,6 +130,9 @@ func (e *evaluation) score(ctx context.Context) (*results, error) {
 			if rank(a.severity) > rank(o.severity) {
 				o.severity = a.severity
 			}
+			if s.kind == kindStep && s.size <= 0.3 && a.severity == "CRITICAL" {
+				r.e.logf("CRITICAL on %s (%s, %.0f/min, sigma %.2f): alert %d %s", s.name, s.sizeLabel(), s.rate, s.sigma, a.id, a.typ)
+			}
 			if end := s.regressionEnd(); !end.IsZero() && a.resolved.After(end.Add(time.Hour)) {
 				o.resolvedOK = false
 				r.e.logf("not closed within 1 h: alert %d %s %s (%s, ended %s, %.1f/min, sigma %.2f) resolved %s",
@@ -247,7 +250,7 @@ type group struct {
 
 func median(ds []time.Duration, q float64) time.Duration {
 	if len(ds) == 0 {
-		return 0
+		return -1
 	}
 	s := slices.Clone(ds)
 	slices.Sort(s)
