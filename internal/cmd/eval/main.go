@@ -28,7 +28,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -311,13 +310,14 @@ func openDB(ctx context.Context, o *options) (*pgxpool.Pool, func(), error) {
 	return db, cleanup, nil
 }
 
-// label shortens a duration for tables.
+// label shortens a duration for tables: 7m, 1h05m, "-" for none.
 func label(d time.Duration) string {
 	if d < 0 {
 		return "-"
 	}
-	if d == 0 {
-		return "0m"
+	d = d.Round(time.Minute)
+	if d < time.Hour {
+		return fmt.Sprintf("%dm", d/time.Minute)
 	}
-	return strings.TrimSuffix(strings.TrimSuffix(d.Round(time.Minute).String(), "0s"), "0m")
+	return fmt.Sprintf("%dh%02dm", d/time.Hour, d%time.Hour/time.Minute)
 }
