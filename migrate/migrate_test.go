@@ -13,11 +13,13 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pggit/pggit-monitor/internal/pgtest"
 	"github.com/pggit/pggit-monitor/migrate"
+	"github.com/pggit/pggit-monitor/monitor/monitortest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	monitortest.Main(m, monitortest.CheckGoroutines(), monitortest.EmptySearchPath())
+}
 
 // schemaSignature describes everything in schema pggit: relations, columns,
 // constraints, indexes, functions (with bodies and settings), triggers.
@@ -73,7 +75,7 @@ func scalar[T any](t *testing.T, db *sql.DB, q string) T {
 func TestUpDownUp(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := open(t, pgtest.NewEmptyDB(t))
+	db := open(t, monitortest.NewEmptyDB(t))
 	m, err := migrate.New(db, nil)
 	require.NoError(t, err)
 
@@ -132,13 +134,13 @@ func TestUpDownUp(t *testing.T) {
 func TestGooseCLIGivesTheSameSchema(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	viaLib := open(t, pgtest.NewEmptyDB(t))
+	viaLib := open(t, monitortest.NewEmptyDB(t))
 	m, err := migrate.New(viaLib, nil)
 	require.NoError(t, err)
 	_, err = m.Up(ctx)
 	require.NoError(t, err)
 
-	cliDSN := pgtest.NewEmptyDB(t)
+	cliDSN := monitortest.NewEmptyDB(t)
 	root, err := filepath.Abs("..")
 	require.NoError(t, err)
 	cmd := exec.CommandContext(ctx, "go", "tool", "-modfile="+filepath.Join(root, "tools", "go.mod"), "goose",
@@ -163,7 +165,7 @@ func TestGooseCLIGivesTheSameSchema(t *testing.T) {
 func TestConcurrentUpDoesNotInterleave(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dsn := pgtest.NewEmptyDB(t)
+	dsn := monitortest.NewEmptyDB(t)
 	const deploys = 4
 	var wg sync.WaitGroup
 	errs := make([]error, deploys)
@@ -214,7 +216,7 @@ func TestMigrationsAreNumberedAndReversible(t *testing.T) {
 func TestEachDownRestoresThePreviousSchema(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := open(t, pgtest.NewEmptyDB(t))
+	db := open(t, monitortest.NewEmptyDB(t))
 	m, err := migrate.New(db, nil)
 	require.NoError(t, err)
 	st, err := m.Status(ctx)

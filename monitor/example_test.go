@@ -9,18 +9,18 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pggit/pggit-monitor/internal/pgtest"
 	"github.com/pggit/pggit-monitor/monitor"
+	"github.com/pggit/pggit-monitor/monitor/monitortest"
 )
 
 // exampleClient returns a client on a fresh migrated database (the tests'
 // harness); a host service would use pgxpool.New and migrate.Up instead.
 func exampleClient() (*monitor.Client, func()) {
-	dsn, drop, err := pgtest.ExampleDB()
+	dsn, drop, err := monitortest.ExampleDB()
 	if err != nil {
 		panic(err)
 	}
-	cfg, err := pgtest.PoolConfig(dsn)
+	cfg, err := monitortest.PoolConfig(dsn)
 	if err != nil {
 		panic(err)
 	}

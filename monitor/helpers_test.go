@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pggit/pggit-monitor/gen"
-	"github.com/pggit/pggit-monitor/internal/pgtest"
 	"github.com/pggit/pggit-monitor/monitor"
+	"github.com/pggit/pggit-monitor/monitor/monitortest"
 )
 
 type env struct {
@@ -27,8 +27,8 @@ type env struct {
 
 func setup(t *testing.T) *env {
 	t.Helper()
-	dsn := pgtest.NewDB(t)
-	pool := pgtest.Connect(t, dsn)
+	dsn := monitortest.NewDB(t)
+	pool := monitortest.Connect(t, dsn)
 	client, err := monitor.New(pool, &monitor.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	return &env{t: t, ctx: context.Background(), dsn: dsn, pool: pool, client: client}

@@ -3,7 +3,9 @@ package monitor_test
 import (
 	"testing"
 
-	"github.com/pggit/pggit-monitor/internal/pgtest"
+	"github.com/pggit/pggit-monitor/monitor/monitortest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	monitortest.Main(m, monitortest.CheckGoroutines(), monitortest.EmptySearchPath())
+}

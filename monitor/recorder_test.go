@@ -11,8 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/pggit/pggit-monitor/internal/pgtest"
 	"github.com/pggit/pggit-monitor/monitor"
+	"github.com/pggit/pggit-monitor/monitor/monitortest"
 )
 
 func TestRecorderWritesEverySample(t *testing.T) {
@@ -130,7 +130,7 @@ func TestRecorderBoundedWhenDatabaseIsSlow(t *testing.T) {
 func TestRecorderRetriesWhileDatabaseIsDown(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	admin := pgtest.Admin(t)
+	admin := monitortest.Admin(t)
 	dbName := e.dsn[strings.LastIndex(e.dsn, "/")+1:]
 	if i := strings.IndexByte(dbName, '?'); i >= 0 {
 		dbName = dbName[:i]

@@ -14,11 +14,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pggit/pggit-monitor/internal/pgtest"
+	"github.com/pggit/pggit-monitor/monitor/monitortest"
 )
 
 func TestCLIAlertsSnoozesAndWebhooks(t *testing.T) {
-	dsn := pgtest.NewDB(t)
+	dsn := monitortest.NewDB(t)
 	t.Setenv("DATABASE_URL", dsn)
 	k1 := make([]byte, 32)
 	_, _ = rand.Read(k1)

@@ -12,11 +12,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pggit/pggit-monitor/internal/pgtest"
+	"github.com/pggit/pggit-monitor/monitor/monitortest"
 )
 
 func TestCLIDetectBacktestAndAccept(t *testing.T) {
-	dsn := pgtest.NewDB(t)
+	dsn := monitortest.NewDB(t)
 	t.Setenv("DATABASE_URL", dsn)
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, dsn)

@@ -157,13 +157,13 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stdout, "Using DATABASE_URL.")
 		return demo.Run(ctx, pool, stdout)
 	}
-	fmt.Fprintln(stdout, "No DATABASE_URL: starting a throwaway PostgreSQL cluster from the local binaries...")
-	srv, err := pgserver.Start(ctx, nil)
+	fmt.Fprintln(stdout, "No DATABASE_URL: starting a throwaway PostgreSQL server (local binaries, else a testcontainers container)...")
+	dsn, stop, err := pgserver.Provision(ctx, pgserver.Backend(os.Getenv("PGTEST_BACKEND")), nil, "DATABASE_URL")
 	if err != nil {
 		return err
 	}
-	defer srv.Stop()
-	pool, err := pgxpool.New(ctx, srv.DSN("postgres"))
+	defer stop()
+	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
 		return err
 	}

@@ -7,10 +7,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/pggit/pggit-monitor/internal/pgtest"
+	"github.com/pggit/pggit-monitor/monitor/monitortest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	monitortest.Main(m, monitortest.CheckGoroutines(), monitortest.EmptySearchPath())
+}
 
 func runCLI(t *testing.T, args ...string) (string, error) {
 	t.Helper()
@@ -20,7 +22,7 @@ func runCLI(t *testing.T, args ...string) (string, error) {
 }
 
 func TestCLIEndToEnd(t *testing.T) {
-	t.Setenv("DATABASE_URL", pgtest.NewEmptyDB(t))
+	t.Setenv("DATABASE_URL", monitortest.NewEmptyDB(t))
 
 	out, err := runCLI(t, "migrate", "status")
 	require.NoError(t, err)

@@ -21,8 +21,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pggit/pggit-monitor/internal/pgtest"
 	"github.com/pggit/pggit-monitor/monitor"
+	"github.com/pggit/pggit-monitor/monitor/monitortest"
 )
 
 // TestRunDrainsOnSIGTERM runs the real binary, makes it deliver an alert to a
@@ -53,7 +53,7 @@ func TestRunDrainsOnSIGTERM(t *testing.T) {
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 
-	dsn := pgtest.NewDB(t)
+	dsn := monitortest.NewDB(t)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	keys := "k1:" + base64.StdEncoding.EncodeToString(key)

@@ -9,17 +9,19 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pggit/pggit-monitor/internal/demo"
-	"github.com/pggit/pggit-monitor/internal/pgtest"
+	"github.com/pggit/pggit-monitor/monitor/monitortest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	monitortest.Main(m, monitortest.CheckGoroutines(), monitortest.EmptySearchPath())
+}
 
 func TestDemoRunsTheWholePipeline(t *testing.T) {
 	t.Setenv("PGGIT_WEBHOOK_KEYS", "") // the demo makes its own key
 	// An empty database: the demo migrates it itself, as it would on
 	// DATABASE_URL. Migration needs a search_path with a schema for goose's
 	// version table, so this pool keeps the default one.
-	pool, err := pgxpool.New(context.Background(), pgtest.NewEmptyDB(t))
+	pool, err := pgxpool.New(context.Background(), monitortest.NewEmptyDB(t))
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 

@@ -15,17 +15,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pggit/pggit-monitor/internal/pgtest"
 	"github.com/pggit/pggit-monitor/monitor"
 	"github.com/pggit/pggit-monitor/monitor/metrics"
+	"github.com/pggit/pggit-monitor/monitor/monitortest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	monitortest.Main(m, monitortest.CheckGoroutines(), monitortest.EmptySearchPath())
+}
 
 func TestMetricsReflectTheDatabaseAndPassLint(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := pgtest.NewPool(t)
+	pool := monitortest.New(t)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	ring, err := monitor.NewKeyRing(map[string][]byte{"k": key}, "k")

@@ -1,20 +1,28 @@
-// Package pgtest is the real-PostgreSQL test harness: one server per test
-// binary, a migrated template database, and a fresh database per test cloned
-// from the template (fast, parallel, isolated).
+// Package monitortest gives a test suite a real PostgreSQL with the pggit
+// schema migrated: one server per test binary, a migrated template database,
+// and a fresh database per test cloned from it (fast, parallel, isolated). It
+// is the harness pggit-monitor's own tests run on, for host services to use in
+// theirs:
+//
+//	func TestMain(m *testing.M) { monitortest.Main(m) }
+//
+//	func TestCheckout(t *testing.T) {
+//		pool := monitortest.New(t) // fresh database, pggit schema migrated
+//		...
+//	}
 //
 // The server is, in order of preference:
 //  1. TEST_DATABASE_URL (a postgres:// URL; its user needs CREATEDB),
-//  2. a throwaway cluster from the local PostgreSQL binaries (package pgserver),
-//  3. a container from testcontainers' postgres module (needs a Docker daemon).
+//  2. a throwaway cluster from the local PostgreSQL server binaries
+//     (initdb, pg_ctl on PATH or under /usr/lib/postgresql/*/bin),
+//  3. a testcontainers PostgreSQL container (needs a Docker daemon).
 //
 // PGTEST_BACKEND=local or PGTEST_BACKEND=container forces 2 or 3.
 //
-// When none can be had, every test that asks for a database fails: a missing
-// PostgreSQL is a failure, never a skip.
-//
-// Test connections run with an empty search_path, so any unqualified name in
-// the schema or the queries fails loudly.
-package pgtest
+// When none can be had, every test that asks for a database fails with an
+// error naming the three ways: a missing PostgreSQL is a failure, never a
+// skip.
+package monitortest
 
 import (
 	"context"
@@ -36,27 +44,60 @@ import (
 	"github.com/pggit/pggit-monitor/migrate"
 )
 
+// Option configures the harness; pass options to Main.
+type Option func(*options)
+
+type options struct {
+	checkGoroutines bool
+	emptySearchPath bool
+	setup           []func(ctx context.Context, pool *pgxpool.Pool) error
+}
+
+// CheckGoroutines makes Main fail the run when goroutines are left behind
+// after the tests (go.uber.org/goleak).
+func CheckGoroutines() Option { return func(o *options) { o.checkGoroutines = true } }
+
+// EmptySearchPath gives every connection opened by the harness an empty
+// search_path, so any unqualified name fails loudly. pggit-monitor's own tests
+// use it; a host service whose queries rely on its search_path does not.
+func EmptySearchPath() Option { return func(o *options) { o.emptySearchPath = true } }
+
+// TemplateSetup runs fn once on the template database after the pggit
+// migrations, before any test database is cloned from it: apply the host
+// service's own schema here, and every test database has both.
+func TemplateSetup(fn func(ctx context.Context, pool *pgxpool.Pool) error) Option {
+	return func(o *options) { o.setup = append(o.setup, fn) }
+}
+
 var (
-	once      sync.Once
-	setupErr  error
-	admin     *pgxpool.Pool
-	baseURL   *url.URL
-	template  string
-	stopFuncs []func()
-	counter   atomic.Int64
-	prefix    = fmt.Sprintf("pggit_t%d", os.Getpid())
+	mainCalled bool
+	opts       options
+	once       sync.Once
+	setupErr   error
+	admin      *pgxpool.Pool
+	baseURL    *url.URL
+	template   string
+	stopFuncs  []func()
+	counter    atomic.Int64
+	prefix     = fmt.Sprintf("pggit_t%d", os.Getpid())
 )
 
-// Main runs the tests of a package, then stops the server and checks that no
-// goroutine was left behind. Call it from TestMain:
+// Main runs the tests of a package, then drops the template database and
+// stops the server the harness started. Call it from TestMain; New and the
+// other helpers fail the test without it, since nothing else would stop the
+// server:
 //
-//	func TestMain(m *testing.M) { pgtest.Main(m) }
-func Main(m *testing.M) {
+//	func TestMain(m *testing.M) { monitortest.Main(m) }
+func Main(m *testing.M, o ...Option) {
+	mainCalled = true
+	for _, fn := range o {
+		fn(&opts)
+	}
 	code := m.Run()
 	teardown()
-	if code == 0 {
+	if code == 0 && opts.checkGoroutines {
 		if err := goleak.Find(); err != nil {
-			fmt.Fprintf(os.Stderr, "pgtest: goroutines left behind after the tests: %v\n", err)
+			fmt.Fprintf(os.Stderr, "monitortest: goroutines left behind after the tests: %v\n", err)
 			code = 1
 		}
 	}
@@ -64,39 +105,25 @@ func Main(m *testing.M) {
 }
 
 func setup() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	if !mainCalled {
+		setupErr = errors.New("call monitortest.Main(m) from TestMain: it stops the server the harness starts")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	setupErr = start(ctx)
 }
 
 func start(ctx context.Context) error {
-	var dsn string
-	backend := os.Getenv("PGTEST_BACKEND") // "", "local" or "container": force one
-	switch {
-	case os.Getenv("TEST_DATABASE_URL") != "":
-		dsn = os.Getenv("TEST_DATABASE_URL")
-	case backend != "" && backend != "local" && backend != "container":
-		return fmt.Errorf("PGTEST_BACKEND must be local or container (or unset), got %q", backend)
-	default:
-		localErr := errors.New("not tried, PGTEST_BACKEND=container")
-		if backend != "container" {
-			srv, err := pgserver.Start(ctx, nil)
-			if err == nil {
-				stopFuncs = append(stopFuncs, func() { _ = srv.Stop() })
-				dsn = srv.DSN("postgres")
-				break
-			}
-			if backend == "local" {
-				return err
-			}
-			localErr = err
-		}
-		containerDSN, stop, err := startContainer(ctx)
+	dsn := os.Getenv("TEST_DATABASE_URL")
+	if dsn == "" {
+		var stop func()
+		var err error
+		dsn, stop, err = pgserver.Provision(ctx, pgserver.Backend(os.Getenv("PGTEST_BACKEND")), nil, "TEST_DATABASE_URL")
 		if err != nil {
-			return fmt.Errorf("no PostgreSQL for the tests: set TEST_DATABASE_URL, or install the server binaries (local cluster: %v), or run a Docker daemon (testcontainers: %v)", localErr, err)
+			return err
 		}
 		stopFuncs = append(stopFuncs, stop)
-		dsn = containerDSN
 	}
 	u, err := url.Parse(dsn)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
@@ -122,6 +149,11 @@ func start(ctx context.Context) error {
 	if _, err := migrate.Up(ctx, pool, nil); err != nil {
 		return fmt.Errorf("migrating the template database: %w", err)
 	}
+	for _, fn := range opts.setup {
+		if err := fn(ctx, pool); err != nil {
+			return fmt.Errorf("template setup: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -139,7 +171,8 @@ func teardown() {
 	}
 }
 
-// DSN returns the connection URL of database name on the test server.
+// DSN returns the connection URL of database name on the test server. Call it
+// after a helper has started the server (New, NewDB, Admin).
 func DSN(name string) string {
 	u := *baseURL
 	u.Path = "/" + name
@@ -150,7 +183,7 @@ func ready(t testing.TB) {
 	t.Helper()
 	once.Do(setup)
 	if setupErr != nil {
-		t.Fatalf("pgtest: %v", setupErr)
+		t.Fatalf("monitortest: %v", setupErr)
 	}
 }
 
@@ -159,11 +192,11 @@ func createDB(t testing.TB, fromTemplate bool) string {
 	ready(t)
 	name, err := create(fromTemplate)
 	if err != nil {
-		t.Fatalf("pgtest: %v", err)
+		t.Fatalf("monitortest: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := drop(name); err != nil {
-			t.Errorf("pgtest: %v", err)
+			t.Errorf("monitortest: %v", err)
 		}
 	})
 	return DSN(name)
@@ -205,7 +238,7 @@ func drop(name string) error {
 func ExampleDB() (dsn string, cleanup func(), err error) {
 	once.Do(setup)
 	if setupErr != nil {
-		return "", nil, setupErr
+		return "", nil, fmt.Errorf("monitortest: %w", setupErr)
 	}
 	name, err := create(true)
 	if err != nil {
@@ -222,6 +255,14 @@ func Admin(t testing.TB) *pgxpool.Pool {
 	return admin
 }
 
+// New returns a pool on a fresh database with the pggit schema migrated (and
+// whatever TemplateSetup added). The pool is closed and the database dropped
+// when the test ends.
+func New(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	return Connect(t, NewDB(t))
+}
+
 // NewDB returns the URL of a fresh database with the pggit schema migrated.
 // The database is dropped when the test ends.
 func NewDB(t testing.TB) string {
@@ -236,51 +277,47 @@ func NewEmptyDB(t testing.TB) string {
 	return createDB(t, false)
 }
 
-// NewPool returns a pool on a fresh migrated database, with an empty
-// search_path on every connection. It is closed when the test ends.
-func NewPool(t testing.TB) *pgxpool.Pool {
-	t.Helper()
-	return Connect(t, NewDB(t))
-}
-
-// Connect opens a pool on dsn with an empty search_path on every connection.
-// It is closed when the test ends.
+// Connect opens a pool on dsn, closed when the test ends.
 func Connect(t testing.TB, dsn string) *pgxpool.Pool {
 	t.Helper()
 	cfg, err := PoolConfig(dsn)
 	if err != nil {
-		t.Fatalf("pgtest: %v", err)
+		t.Fatalf("monitortest: %v", err)
 	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
-		t.Fatalf("pgtest: %v", err)
+		t.Fatalf("monitortest: %v", err)
 	}
 	t.Cleanup(pool.Close)
 	return pool
 }
 
-// PoolConfig parses dsn and empties the search_path of every connection.
+// PoolConfig parses dsn with the harness's connection settings (an empty
+// search_path under EmptySearchPath).
 func PoolConfig(dsn string) (*pgxpool.Config, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, err
 	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = ""
+	if opts.emptySearchPath {
+		cfg.ConnConfig.RuntimeParams["search_path"] = ""
+	}
 	return cfg, nil
 }
 
-// Conn opens a single connection on dsn with an empty search_path, closed when
-// the test ends.
+// Conn opens a single connection on dsn, closed when the test ends.
 func Conn(t testing.TB, dsn string) *pgx.Conn {
 	t.Helper()
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		t.Fatalf("pgtest: %v", err)
+		t.Fatalf("monitortest: %v", err)
 	}
-	cfg.RuntimeParams["search_path"] = ""
+	if opts.emptySearchPath {
+		cfg.RuntimeParams["search_path"] = ""
+	}
 	conn, err := pgx.ConnectConfig(context.Background(), cfg)
 	if err != nil {
-		t.Fatalf("pgtest: %v", err)
+		t.Fatalf("monitortest: %v", err)
 	}
 	t.Cleanup(func() { _ = conn.Close(context.Background()) })
 	return conn
