@@ -206,7 +206,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	if d.running {
 		return errors.New("pggit: dispatcher already started")
 	}
-	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
+	loopCtx, stopLoop := context.WithCancel(WithoutTracing(context.WithoutCancel(ctx)))
 	sendCtx, stopSend := context.WithCancel(context.WithoutCancel(ctx))
 	d.running, d.stopLoop, d.stopSend = true, stopLoop, stopSend
 	d.loopDone = make(chan struct{})

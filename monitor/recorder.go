@@ -289,6 +289,7 @@ func (r *Recorder) bufferedLen() int {
 // flushOnce writes everything buffered in one COPY and returns how many
 // samples it tried.
 func (r *Recorder) flushOnce(ctx context.Context) (int, error) {
+	ctx = WithoutTracing(ctx) // never record the Recorder's own writes
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
 

@@ -168,7 +168,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	if err := w.dispatcher.Start(ctx); err != nil {
 		return err
 	}
-	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	sctx, cancel := context.WithCancel(WithoutTracing(context.WithoutCancel(ctx)))
 	w.running, w.cancel, w.done = true, cancel, make(chan struct{})
 	go func() {
 		defer close(w.done)
