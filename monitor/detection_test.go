@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pggit/pggit-monitor/gen"
@@ -171,6 +172,41 @@ func TestHistogramsCountEverySample(t *testing.T) {
 	require.NoError(t, e.pool.QueryRow(e.ctx, `SELECT pggit.rebuild_histograms($1, $2)`, t0, t0.Add(time.Hour)).Scan(&rebuilt))
 	require.Positive(t, rebuilt)
 	check("rebuilt")
+}
+
+// Buckets are UTC minutes and hours whatever the session's TimeZone: in
+// Asia/Kolkata (UTC+5:30) date_trunc('hour') would start hours at :30 UTC,
+// and a session there would not agree with one in UTC on a bucket.
+func TestHistogramBucketsAreUTCInAnyTimeZone(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	conn, err := e.pool.Acquire(e.ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(e.ctx, `SET TimeZone = 'Asia/Kolkata'`)
+	require.NoError(t, err)
+	h := time.Now().UTC().Truncate(time.Hour).Add(-72 * time.Hour)
+	_, err = conn.Exec(e.ctx, `INSERT INTO pggit.performance_metrics (operation_type, duration_microseconds, recorded_at)
+		VALUES ('tz', 100, $1), ('tz', 200, $2), ('tz', 300, $3)`,
+		h.Add(20*time.Minute+30*time.Second), h.Add(40*time.Minute), h.Add(time.Hour+10*time.Minute))
+	require.NoError(t, err)
+	// Roll everything up to hours, from the Kolkata session.
+	_, err = conn.Exec(e.ctx, `SELECT pggit.compact_histograms('-infinity', 'infinity', now())`)
+	require.NoError(t, err)
+	rows, err := e.pool.Query(e.ctx, `SELECT bucket_start, sample_count FROM pggit.performance_histograms
+		WHERE operation_type = 'tz' ORDER BY bucket_start`)
+	require.NoError(t, err)
+	type bucket struct {
+		Start time.Time
+		N     int64
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[bucket])
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	require.True(t, got[0].Start.Equal(h), "first hour starts at %s, want %s", got[0].Start.UTC(), h)
+	require.EqualValues(t, 2, got[0].N)
+	require.True(t, got[1].Start.Equal(h.Add(time.Hour)))
+	require.EqualValues(t, 1, got[1].N)
 }
 
 func TestHistogramQuantilesWithinOnePercent(t *testing.T) {

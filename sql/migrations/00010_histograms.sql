@@ -17,6 +17,31 @@
 -- in pggit.run_detection (migration 00011).
 
 -- +goose Up
+-- Bucket boundaries are UTC minutes and hours, whatever the session's
+-- TimeZone (date_trunc on a timestamptz follows it: in Asia/Kolkata its hours
+-- start at :30 UTC, and two sessions would disagree on a bucket). date_bin is
+-- also much cheaper. Plain SQL without a SET clause, so the planner inlines
+-- them; their bodies qualify every name instead of pinning search_path.
+-- +goose StatementBegin
+CREATE FUNCTION pggit.utc_minute(p_at timestamptz)
+RETURNS timestamptz
+LANGUAGE sql
+IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT pg_catalog.date_bin('1 minute', p_at, '2000-01-01 00:00:00+00'::pg_catalog.timestamptz)
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+CREATE FUNCTION pggit.utc_hour(p_at timestamptz)
+RETURNS timestamptz
+LANGUAGE sql
+IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT pg_catalog.date_bin('1 hour', p_at, '2000-01-01 00:00:00+00'::pg_catalog.timestamptz)
+$$;
+-- +goose StatementEnd
+
 CREATE TABLE pggit.performance_histograms (
     operation_type text             NOT NULL,
     scope          text             NOT NULL,
@@ -41,8 +66,8 @@ CREATE TABLE pggit.performance_histograms (
     CONSTRAINT performance_histograms_count_check CHECK (sample_count > 0),
     CONSTRAINT performance_histograms_bins_check CHECK (cardinality(bins) = cardinality(counts)),
     CONSTRAINT performance_histograms_aligned_check
-        CHECK (bucket_start = CASE bucket_seconds WHEN 60 THEN date_trunc('minute', bucket_start)
-                                                  ELSE date_trunc('hour', bucket_start) END)
+        CHECK (bucket_start = CASE bucket_seconds WHEN 60 THEN pggit.utc_minute(bucket_start)
+                                                  ELSE pggit.utc_hour(bucket_start) END)
 );
 
 -- One operation over time (windows, the console, accept_regression).
@@ -130,7 +155,18 @@ BEGIN
         v_ranks[2 * v_j - 1] := floor(v_h)::bigint;
         v_ranks[2 * v_j]     := least(floor(v_h)::bigint + 1, v_n - 1);
     END LOOP;
-    SELECT array_agg(o ORDER BY r, o) INTO v_order FROM unnest(v_ranks) WITH ORDINALITY AS x(r, o);
+    -- Indexes of v_ranks by ascending rank: an insertion sort of a few
+    -- elements, cheaper than a query.
+    v_order := array_fill(0, ARRAY[2 * v_m]);
+    FOR v_j IN 1 .. 2 * v_m LOOP
+        v_i := v_j;
+        WHILE v_i > 1 AND v_ranks[v_order[v_i - 1]] > v_ranks[v_j] LOOP
+            v_order[v_i] := v_order[v_i - 1];
+            v_i := v_i - 1;
+        END LOOP;
+        v_order[v_i] := v_j;
+    END LOOP;
+    v_i := 1;
 
     -- Walk the bins once, assigning each rank (ascending) the value of its bin.
     FOR v_j IN 1 .. v_k LOOP
@@ -191,8 +227,10 @@ BEGIN
           AND h.bucket_start >= p_from AND h.bucket_start < p_to
     ),
     b AS (
+        -- Set-returning functions in the select list run in lockstep over
+        -- arrays of one length, several times faster than unnest in FROM.
         SELECT u.bin, sum(u.cnt)::bigint AS cnt
-        FROM rows r, unnest(r.bins, r.counts) AS u(bin, cnt)
+        FROM (SELECT unnest(r.bins) AS bin, unnest(r.counts) AS cnt FROM rows r) u
         GROUP BY u.bin
     )
     SELECT p_operation_type, p_scope, p_from, min(r.bucket_seconds), sum(r.sample_count)::bigint,
@@ -243,7 +281,8 @@ LANGUAGE plpgsql
 SET search_path = pggit, pg_catalog
 AS $$
 DECLARE
-    v_hours timestamptz := date_trunc('hour', coalesce(p_hours_before, '-infinity'));
+    v_hours timestamptz := CASE WHEN isfinite(p_hours_before) THEN pggit.utc_hour(p_hours_before)
+                                ELSE coalesce(p_hours_before, '-infinity') END;
     v_n     bigint;
 BEGIN
     IF p_from IS NULL OR p_to IS NULL OR p_from >= p_to THEN
@@ -266,14 +305,15 @@ BEGIN
     keyed AS (
         SELECT g.*,
                CASE WHEN g.bucket_seconds = 60 AND g.bucket_start < v_hours
-                    THEN date_trunc('hour', g.bucket_start) ELSE g.bucket_start END AS nb,
+                    THEN pggit.utc_hour(g.bucket_start) ELSE g.bucket_start END AS nb,
                CASE WHEN g.bucket_seconds = 60 AND g.bucket_start < v_hours
                     THEN 3600 ELSE g.bucket_seconds END AS nw
         FROM gone g
     ),
     b AS (
-        SELECT k.operation_type, k.scope, k.nb, k.nw, u.bin, sum(u.cnt)::bigint AS cnt
-        FROM keyed k, unnest(k.bins, k.counts) AS u(bin, cnt)
+        SELECT u.operation_type, u.scope, u.nb, u.nw, u.bin, sum(u.cnt)::bigint AS cnt
+        FROM (SELECT k.operation_type, k.scope, k.nb, k.nw, unnest(k.bins) AS bin, unnest(k.counts) AS cnt
+              FROM keyed k) u
         GROUP BY 1, 2, 3, 4, 5
     ),
     arr AS (
@@ -322,8 +362,8 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_from';
     END IF;
     -- Whole hours, so a compacted hour row is never split.
-    v_from := date_trunc('hour', p_from);
-    v_to   := date_trunc('hour', p_to) + CASE WHEN p_to = date_trunc('hour', p_to) THEN interval '0' ELSE interval '1 hour' END;
+    v_from := pggit.utc_hour(p_from);
+    v_to   := pggit.utc_hour(p_to) + CASE WHEN p_to = pggit.utc_hour(p_to) THEN interval '0' ELSE interval '1 hour' END;
     DELETE FROM pggit.performance_histograms h WHERE h.bucket_start >= v_from AND h.bucket_start < v_to;
     INSERT INTO pggit.performance_histograms
         (operation_type, scope, bucket_start, bucket_seconds, sample_count, sum_us, sum_sq_us,
@@ -331,16 +371,14 @@ BEGIN
     SELECT g.operation_type, g.scope, g.minute, 60, sum(g.n)::bigint, sum(g.s), sum(g.ss), sum(g.sl), sum(g.sll),
            min(g.mn), max(g.mx), array_agg(g.bin ORDER BY g.bin), array_agg(g.n ORDER BY g.bin)
     FROM (
-        SELECT m.operation_type, m.scope, date_trunc('minute', m.recorded_at) AS minute,
-               ceil(ln(m.duration_microseconds::double precision) / 0.0200006667066695)::integer AS bin,
-               count(*) AS n,
-               sum(m.duration_microseconds::double precision) AS s,
-               sum(m.duration_microseconds::double precision ^ 2) AS ss,
-               sum(ln(m.duration_microseconds::double precision)) AS sl,
-               sum(ln(m.duration_microseconds::double precision) ^ 2) AS sll,
-               min(m.duration_microseconds) AS mn, max(m.duration_microseconds) AS mx
-        FROM pggit.performance_metrics m
-        WHERE m.recorded_at >= v_from AND m.recorded_at < v_to
+        SELECT m.operation_type, m.scope, m.minute, ceil(m.l / 0.0200006667066695)::integer AS bin,
+               count(*) AS n, sum(m.d) AS s, sum(m.d * m.d) AS ss, sum(m.l) AS sl, sum(m.l * m.l) AS sll,
+               min(m.d)::bigint AS mn, max(m.d)::bigint AS mx
+        FROM (SELECT x.operation_type, x.scope, pggit.utc_minute(x.recorded_at) AS minute,
+                     x.duration_microseconds::double precision AS d,
+                     ln(x.duration_microseconds::double precision) AS l
+              FROM pggit.performance_metrics x
+              WHERE x.recorded_at >= v_from AND x.recorded_at < v_to) m
         GROUP BY 1, 2, 3, 4
     ) g
     GROUP BY g.operation_type, g.scope, g.minute
@@ -376,15 +414,13 @@ BEGIN
     SELECT g.operation_type, g.scope, g.minute, 60, sum(g.n)::bigint, sum(g.s), sum(g.ss), sum(g.sl), sum(g.sll),
            min(g.mn), max(g.mx), array_agg(g.bin ORDER BY g.bin), array_agg(g.n ORDER BY g.bin)
     FROM (
-        SELECT n.operation_type, n.scope, date_trunc('minute', n.recorded_at) AS minute,
-               ceil(ln(n.duration_microseconds::double precision) / 0.0200006667066695)::integer AS bin,
-               count(*) AS n,
-               sum(n.duration_microseconds::double precision) AS s,
-               sum(n.duration_microseconds::double precision ^ 2) AS ss,
-               sum(ln(n.duration_microseconds::double precision)) AS sl,
-               sum(ln(n.duration_microseconds::double precision) ^ 2) AS sll,
-               min(n.duration_microseconds) AS mn, max(n.duration_microseconds) AS mx
-        FROM new_rows n
+        SELECT m.operation_type, m.scope, m.minute, ceil(m.l / 0.0200006667066695)::integer AS bin,
+               count(*) AS n, sum(m.d) AS s, sum(m.d * m.d) AS ss, sum(m.l) AS sl, sum(m.l * m.l) AS sll,
+               min(m.d)::bigint AS mn, max(m.d)::bigint AS mx
+        FROM (SELECT x.operation_type, x.scope, pggit.utc_minute(x.recorded_at) AS minute,
+                     x.duration_microseconds::double precision AS d,
+                     ln(x.duration_microseconds::double precision) AS l
+              FROM new_rows x) m
         GROUP BY 1, 2, 3, 4
     ) g
     GROUP BY g.operation_type, g.scope, g.minute;
@@ -481,3 +517,5 @@ DROP FUNCTION pggit.histogram_quantiles(integer[], bigint[], bigint, bigint, dou
 DROP FUNCTION pggit.histogram_bin_value(integer);
 DROP FUNCTION pggit.histogram_bin(double precision);
 DROP TABLE pggit.performance_histograms;
+DROP FUNCTION pggit.utc_hour(timestamptz);
+DROP FUNCTION pggit.utc_minute(timestamptz);
