@@ -21,12 +21,12 @@ generate: ## Regenerate gen/ from queries/ and sql/migrations/ with the pinned s
 	go generate ./gen
 
 .PHONY: verify
-verify: ## gofmt, go vet, generated code current (sqlc diff), sqlc vet against a migrated database
+verify: ## gofmt, go vet, generated code current (sqlc diff), sqlc vet and plpgsql_check on a migrated database
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	cd tools && go mod verify >/dev/null
 	$(SQLC) diff
-	go run ./internal/cmd/withdb -- $(SQLC) vet
+	go run ./internal/cmd/withdb -- sh -c '$(SQLC) vet && go run ./internal/cmd/plcheck'
 
 .PHONY: bench
 bench: ## Benchmarks, as ratios against references measured in the same run

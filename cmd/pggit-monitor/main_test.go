@@ -80,3 +80,19 @@ func TestCLINeedsADatabase(t *testing.T) {
 	_, err := runCLI(t, "recalc")
 	require.ErrorContains(t, err, "no database: set DATABASE_URL")
 }
+
+// With no DATABASE_URL, the demo starts a server itself: the local binaries,
+// else a testcontainers container. When neither works, its error names all
+// three ways. (The container is forced here, against an unreachable Docker
+// daemon: this machine has the binaries.)
+func TestDemoWithoutAnyServerNamesEveryWay(t *testing.T) {
+	t.Setenv("DATABASE_URL", "")
+	t.Setenv("PGTEST_BACKEND", "container")
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+	t.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+	_, err := runCLI(t, "demo")
+	require.Error(t, err)
+	for _, want := range []string{"set DATABASE_URL", "install the PostgreSQL server binaries", "run a Docker daemon for testcontainers"} {
+		require.ErrorContains(t, err, want)
+	}
+}

@@ -129,13 +129,12 @@ DECLARE
     v_out    double precision[];
     v_cum    bigint := 0;
     v_i      integer := 1;
-    v_j      integer;
     v_r      bigint;
     v_h      double precision;
     v_q      double precision;
 BEGIN
     IF v_m = 0 THEN
-        RETURN '{}';
+        RETURN '{}'::double precision[];
     END IF;
     FOR v_j IN 1 .. v_k LOOP
         v_n := v_n + p_counts[v_j];
@@ -289,17 +288,20 @@ BEGIN
         RAISE EXCEPTION 'p_from must be before p_to, got % and %', coalesce(p_from::text, 'NULL'), coalesce(p_to::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_from';
     END IF;
-    WITH cand AS (
-        SELECT h.ctid AS id, h.operation_type, h.scope, h.bucket_start, h.bucket_seconds,
-               (h.bucket_seconds = 60 AND h.bucket_start < v_hours) AS rollup,
-               count(*) OVER (PARTITION BY h.operation_type, h.scope, h.bucket_start, h.bucket_seconds) AS parts
+    WITH split AS (
+        -- Buckets held in more than one row (hashed: usually there are few).
+        SELECT h.operation_type, h.scope, h.bucket_start, h.bucket_seconds
         FROM pggit.performance_histograms h
         WHERE h.bucket_start >= p_from AND h.bucket_start < p_to
+          AND NOT (h.bucket_seconds = 60 AND h.bucket_start < v_hours)
+        GROUP BY 1, 2, 3, 4
+        HAVING count(*) > 1
     ),
     gone AS (
         DELETE FROM pggit.performance_histograms h
-        USING cand c
-        WHERE h.ctid = c.id AND (c.rollup OR c.parts > 1)
+        WHERE h.bucket_start >= p_from AND h.bucket_start < p_to
+          AND ((h.bucket_seconds = 60 AND h.bucket_start < v_hours)
+               OR (h.operation_type, h.scope, h.bucket_start, h.bucket_seconds) IN (SELECT * FROM split))
         RETURNING h.*
     ),
     keyed AS (

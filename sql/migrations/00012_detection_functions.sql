@@ -77,7 +77,6 @@ DECLARE
     v_below double precision := 0; -- b samples in bins below the current a bin
     v_j     integer := 1;
     v_kb    integer := coalesce(cardinality(p_b_bins), 0);
-    v_i     integer;
 BEGIN
     FOR v_i IN 1 .. coalesce(cardinality(p_b_bins), 0) LOOP
         v_nb := v_nb + p_b_counts[v_i];
@@ -620,7 +619,6 @@ SET search_path = pggit, pg_catalog
 AS $$
 DECLARE
     v_sum double precision := 0;
-    v_i   integer;
 BEGIN
     IF p_e IS NULL OR p_s IS NULL THEN
         RETURN NULL;
@@ -648,7 +646,6 @@ SET search_path = pggit, pg_catalog
 AS $$
 DECLARE
     v_n bigint := 0;
-    v_i integer;
 BEGIN
     IF p_level IS NULL THEN
         RETURN NULL;
@@ -1032,7 +1029,7 @@ DECLARE
     v_end     timestamptz;
     v_h       bigint;
     v_resolve interval;
-    v_changed bigint[] := '{}';
+    v_changed bigint[] := '{}'::bigint[];
     v_id      bigint;
     v_facts   jsonb;
     v_ratio   double precision;
@@ -1042,7 +1039,6 @@ DECLARE
     v_first   timestamptz;
     v_hits_w  integer;
     v_hits_c  integer;
-    v_i       integer;
     -- last offending minute and offending minutes in this chunk, per open alert
     v_deg_last timestamptz; v_deg_occ integer := 0; v_deg_sev text;
     v_thr_last timestamptz; v_thr_occ integer := 0; v_thr_sev text;
@@ -1338,13 +1334,11 @@ DECLARE
     v_ids     bigint[];
     v_parent  integer[];
     v_rootof  integer[];
-    v_pi      integer[] := '{}';
-    v_pr      double precision[] := '{}';
+    v_pi      integer[] := '{}'::integer[];
+    v_pr      double precision[] := '{}'::double precision[];
     v_n       integer;
-    v_i       integer;
     v_a       integer;
     v_b       integer;
-    v_root    integer;
     v_pair    record;
     v_old     record;
     v_members jsonb;
@@ -1352,8 +1346,8 @@ DECLARE
     v_rlow    double precision;
     v_alert   bigint;
     v_msg     text;
-    v_kept    bigint[] := '{}';
-    v_changed bigint[] := '{}';
+    v_kept    bigint[] := '{}'::bigint[];
+    v_changed bigint[] := '{}'::bigint[];
 BEGIN
     SELECT array_agg(x.operation_type ORDER BY x.cp, x.operation_type, x.scope),
            array_agg(x.scope ORDER BY x.cp, x.operation_type, x.scope),
@@ -1527,10 +1521,9 @@ SET search_path = pggit, pg_catalog
 AS $$
 DECLARE
     v_alpha   double precision := 1 - pggit.detection_setting('detection_threshold_confidence', 0.999);
-    v_changed bigint[] := '{}';
+    v_changed bigint[] := '{}'::bigint[];
     v_ops     text[];
     v_scopes  text[];
-    v_i       integer;
     v_mark    timestamptz;
 BEGIN
     WITH ser AS MATERIALIZED (
@@ -1701,7 +1694,7 @@ DECLARE
     v_wm       timestamptz;
     v_from     timestamptz;
     v_end      timestamptz;
-    v_changed  bigint[] := '{}';
+    v_changed  bigint[] := '{}'::bigint[];
 BEGIN
     IF p_as_of IS NULL OR NOT isfinite(p_as_of) OR p_as_of > clock_timestamp() + interval '7 days' THEN
         RAISE EXCEPTION 'p_as_of must be a time no more than 7 days from now, got %', coalesce(p_as_of::text, 'NULL')
@@ -1800,7 +1793,7 @@ AS $$
 DECLARE
     v_lookback interval := make_interval(days => pggit.detection_setting('detection_lookback_days', 7)::integer);
     v_rows     pggit.performance_alerts[];
-    v_ids      bigint[] := '{}';
+    v_ids      bigint[] := '{}'::bigint[];
     v_t        timestamptz;
 BEGIN
     IF p_from IS NULL OR p_to IS NULL OR NOT isfinite(p_from) OR NOT isfinite(p_to) OR p_from >= p_to THEN

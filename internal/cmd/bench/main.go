@@ -11,7 +11,9 @@
 //     operations, and the storage of the histograms;
 //   - snooze: is_alert_snoozed with 10,000 snoozes against a bare round trip;
 //   - delivery: alerts delivered per second by the dispatcher, and the latency
-//     from an alert's insert to its receipt with batching off.
+//     from an alert's insert to its receipt with batching off;
+//   - tracer: a loop of one-row queries through pgxpool with the pgx tracer
+//     recording every query against the same loop without it.
 //
 // It uses DATABASE_URL when set (in a fresh database pggit_bench_<pid>, dropped
 // at the end), or else a throwaway local cluster (package pgserver). Run it as
@@ -140,6 +142,7 @@ type options struct {
 	snooze          bool
 	delivery        bool
 	views           bool
+	tracer          bool
 	md              bool
 	explain         bool
 	verbose         bool
@@ -153,7 +156,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.recorderSamples, "recorder-samples", 500_000, "recorder: samples written by raw COPY and by the Recorder")
 	fs.IntVar(&o.insertSamples, "insert-samples", 20_000, "recorder: samples written one INSERT each (the reference is extrapolated)")
 	fs.IntVar(&o.runs, "runs", 3, "runs of each measurement; the median is reported")
-	only := fs.String("only", "recalc,views,recorder,histograms,detect,snooze,delivery", "benchmarks to run, comma-separated: recalc, views, recorder, histograms, detect, snooze, delivery")
+	only := fs.String("only", "recalc,views,recorder,histograms,detect,snooze,delivery,tracer", "benchmarks to run, comma-separated: recalc, views, recorder, histograms, detect, snooze, delivery, tracer")
 	fs.IntVar(&o.detectOps, "detect-ops", 1000, "histograms, detect: operations")
 	fs.IntVar(&o.detectRate, "detect-rate", 10, "detect: samples a minute per operation")
 	fs.IntVar(&o.detectHours, "detect-hours", 25, "detect: hours judged (the catch-up covers all but the last)")
@@ -182,13 +185,15 @@ func parseFlags(args []string) (*options, error) {
 			o.delivery = true
 		case "views":
 			o.views = true
+		case "tracer":
+			o.tracer = true
 		case "":
 		default:
-			return nil, fmt.Errorf("-only: unknown benchmark %q (want recalc, views, recorder, histograms, detect, snooze, delivery)", b)
+			return nil, fmt.Errorf("-only: unknown benchmark %q (want recalc, views, recorder, histograms, detect, snooze, delivery, tracer)", b)
 		}
 	}
 	switch {
-	case !o.recalc && !o.views && !o.recorder && !o.histograms && !o.detect && !o.snooze && !o.delivery:
+	case !o.recalc && !o.views && !o.recorder && !o.histograms && !o.detect && !o.snooze && !o.delivery && !o.tracer:
 		return nil, errors.New("-only: nothing to run")
 	case o.ops < 1:
 		return nil, fmt.Errorf("-ops must be at least 1, got %d", o.ops)
@@ -246,6 +251,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		{o.detect, "detect", benchDetect},
 		{o.snooze, "snooze", benchSnooze},
 		{o.delivery, "delivery", benchDelivery},
+		{o.tracer, "tracer", benchTracer},
 	} {
 		if !b.on {
 			continue
