@@ -341,6 +341,10 @@ func nonEmpty(s string) *string {
 	return &s
 }
 
+// AlertFromRow converts a row of pggit.performance_alerts, as the generated
+// queries return it, to an Alert.
+func AlertFromRow(r *gen.Alert) *Alert { return alertFromRow(*r) }
+
 func alertFromRow(r gen.Alert) *Alert {
 	return &Alert{
 		ID:                  r.AlertID,
