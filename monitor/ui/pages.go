@@ -327,9 +327,9 @@ func (h *Handler) snoozes(w http.ResponseWriter, r *http.Request) {
 }
 
 type webhookView struct {
-	Name, Type, Channel, TestStatus          string
-	Enabled                                  bool
-	TestedAt                                 time.Time
+	Name, Type, Channel, TestStatus           string
+	Enabled                                   bool
+	TestedAt                                  time.Time
 	Waiting, Retrying, Dead, Pending, Sending int64
 }
 
