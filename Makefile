@@ -12,6 +12,10 @@ help: ## List the targets
 demo: ## Run the whole pipeline on a throwaway database (or DATABASE_URL)
 	go run ./cmd/pggit-monitor demo
 
+.PHONY: demo-serve
+demo-serve: ## The demo, then its web console kept up until Ctrl-C
+	go run ./cmd/pggit-monitor demo -serve
+
 .PHONY: test
 test: ## Run every test against a real PostgreSQL (TEST_DATABASE_URL or local binaries)
 	go test -race -count=1 ./...

@@ -9,6 +9,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -33,6 +36,7 @@ import (
 	"github.com/pggit/pggit-monitor/migrate"
 	"github.com/pggit/pggit-monitor/monitor"
 	"github.com/pggit/pggit-monitor/monitor/metrics"
+	"github.com/pggit/pggit-monitor/monitor/ui"
 )
 
 const usage = `pggit-monitor: performance baselines and regression alerts for PostgreSQL operations
@@ -144,31 +148,72 @@ func connect(ctx context.Context) (*pgxpool.Pool, error) {
 }
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("demo", "demo", stderr)
+	fs := newFlags("demo", "demo [-serve] [-addr host:port]", stderr)
+	serve := fs.Bool("serve", false, "after the demo, keep serving the web console of its data until Ctrl-C")
+	addr := fs.String("addr", "127.0.0.1:8089", "with -serve, where the console listens")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	var pool *pgxpool.Pool
 	if os.Getenv("DATABASE_URL") != "" {
-		pool, err := connect(ctx)
+		p, err := connect(ctx)
 		if err != nil {
 			return err
 		}
-		defer pool.Close()
+		pool = p
 		fmt.Fprintln(stdout, "Using DATABASE_URL.")
-		return demo.Run(ctx, pool, stdout)
-	}
-	fmt.Fprintln(stdout, "No DATABASE_URL: starting a throwaway PostgreSQL server (local binaries, else a testcontainers container)...")
-	dsn, stop, err := pgserver.Provision(ctx, pgserver.Backend(os.Getenv("PGTEST_BACKEND")), nil, "DATABASE_URL")
-	if err != nil {
-		return err
-	}
-	defer stop()
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		return err
+	} else {
+		fmt.Fprintln(stdout, "No DATABASE_URL: starting a throwaway PostgreSQL server (local binaries, else a testcontainers container)...")
+		dsn, stop, err := pgserver.Provision(ctx, pgserver.Backend(os.Getenv("PGTEST_BACKEND")), nil, "DATABASE_URL")
+		if err != nil {
+			return err
+		}
+		defer stop()
+		p, err := pgxpool.New(ctx, dsn)
+		if err != nil {
+			return err
+		}
+		pool = p
 	}
 	defer pool.Close()
-	return demo.Run(ctx, pool, stdout)
+	if err := demo.Run(ctx, pool, stdout); err != nil {
+		return err
+	}
+	if !*serve {
+		fmt.Fprintf(stdout, "\nWeb console of this data: `go run ./cmd/pggit-monitor demo -serve` keeps it up at http://%s/ui/\n", *addr)
+		return nil
+	}
+	return serveDemoConsole(ctx, pool, *addr, stdout)
+}
+
+// serveDemoConsole serves the web console of the demo's data, with a token
+// made for the run so every action can be tried, until ctx ends.
+func serveDemoConsole(ctx context.Context, pool *pgxpool.Pool, addr string, stdout io.Writer) error {
+	client, err := monitor.New(pool, &monitor.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	token := "demo-" + hex.EncodeToString(b)
+	h, err := ui.New(ui.Config{Client: client, Token: token, BasePath: "/ui"})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ui/", h)
+	mux.Handle("/{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "\nWeb console: http://%s/ui/  (sign in with any name and the token %s; Ctrl-C stops it)\n", ln.Addr(), token)
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
 }
 
 func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -250,7 +295,16 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	name := fs.String("name", "", "worker name in leases and logs (default <hostname>-<pid>-<random>)")
 	metricsAddr := fs.String("metrics-addr", ":9187", "address of the Prometheus /metrics endpoint (empty: none)")
 	runbooks := fs.String("runbook-base-url", "", "base URL of the runbooks linked from alert messages (default: keep the stored one)")
+	withUI := fs.Bool("ui", false, "serve the web console at /ui/ on the -metrics-addr listener")
+	uiTokenFile := fs.String("ui-token-file", "", "file holding the console token that allows actions (default: $PGGIT_UI_TOKEN; none: read-only)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *withUI && *metricsAddr == "" {
+		return errors.New("-ui needs a listener: set -metrics-addr")
+	}
+	uiToken, err := consoleToken(*uiTokenFile)
+	if err != nil {
 		return err
 	}
 	pool, err := connect(ctx)
@@ -287,6 +341,19 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		if *withUI {
+			h, err := ui.New(ui.Config{Client: client, Token: uiToken, BasePath: "/ui", Logger: logger})
+			if err != nil {
+				return err
+			}
+			mux.Handle("/ui/", h)
+			mux.Handle("/{$}", http.RedirectHandler("/ui/", http.StatusFound))
+			mode := "read-only (no token)"
+			if uiToken != "" {
+				mode = "actions need the token"
+			}
+			logger.Info("serving the web console", slog.String("url", "http://"+ln.Addr().String()+"/ui/"), slog.String("mode", mode))
+		}
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
@@ -306,6 +373,23 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	st := w.Dispatcher().Stats()
 	logger.Info("pggit-monitor worker stopped", slog.Uint64("sent", st.Sent), slog.Uint64("retried", st.Retried), slog.Uint64("dead", st.Dead))
 	return nil
+}
+
+// consoleToken reads the console token from file, else PGGIT_UI_TOKEN; it
+// must be at least 16 characters, so it cannot be guessed.
+func consoleToken(file string) (string, error) {
+	tok := os.Getenv("PGGIT_UI_TOKEN")
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("-ui-token-file: %w", err)
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	if tok != "" && len(tok) < 16 {
+		return "", errors.New("the console token (PGGIT_UI_TOKEN or -ui-token-file) must be at least 16 characters")
+	}
+	return tok, nil
 }
 
 func cmdRecalc(ctx context.Context, args []string, stdout, stderr io.Writer) error {

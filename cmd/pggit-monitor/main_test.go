@@ -3,7 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -95,4 +100,27 @@ func TestDemoWithoutAnyServerNamesEveryWay(t *testing.T) {
 	for _, want := range []string{"set DATABASE_URL", "install the PostgreSQL server binaries", "run a Docker daemon for testcontainers"} {
 		require.ErrorContains(t, err, want)
 	}
+}
+
+// demo -serve keeps the web console of the demo's data up until cancelled.
+func TestDemoServesTheConsole(t *testing.T) {
+	t.Setenv("DATABASE_URL", monitortest.NewEmptyDB(t))
+	t.Setenv("PGGIT_WEBHOOK_KEYS", "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"demo", "-serve", "-addr", "127.0.0.1:0"}, &out, &out) }()
+	re := regexp.MustCompile(`Web console: (http://\S+/ui/) +\(sign in with any name and the token (demo-[0-9a-f]+);`)
+	var m []string
+	require.Eventually(t, func() bool { m = re.FindStringSubmatch(out.String()); return m != nil }, 60*time.Second, 50*time.Millisecond,
+		"no console URL; output:\n%s", out.String())
+	resp, err := http.Get(m[1] + "operations/merge_branches")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, 3, strings.Count(string(body), `<polyline class="series `))
+	cancel()
+	require.NoError(t, <-done)
 }

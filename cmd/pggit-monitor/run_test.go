@@ -92,8 +92,8 @@ func TestRunDrainsOnSIGTERM(t *testing.T) {
 	require.NoError(t, ln.Close())
 	var logs syncBuffer
 	cmd := exec.Command(bin, "run", "-poll-interval", "50ms", "-name", "cli-worker", "-metrics-addr", metricsAddr,
-		"-runbook-base-url", "https://wiki.example/runbooks")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn, monitor.EnvWebhookKeys+"="+keys)
+		"-runbook-base-url", "https://wiki.example/runbooks", "-ui")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn, monitor.EnvWebhookKeys+"="+keys, "PGGIT_UI_TOKEN=0123456789abcdef-token")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
@@ -119,6 +119,18 @@ func TestRunDrainsOnSIGTERM(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond)
 	require.Contains(t, scraped, `pggit_alerts_open{severity="CRITICAL",type="ANOMALY"} 1`)
 	require.Contains(t, scraped, "go_goroutines")
+	// And the web console, on the same listener.
+	resp, err := http.Get("http://" + metricsAddr + "/ui/alerts")
+	require.NoError(t, err)
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(page), "merge_branches")
+	require.Contains(t, string(page), "Sign in", "a token is configured")
+	resp, err = http.Post("http://"+metricsAddr+"/ui/snoozes", "application/x-www-form-urlencoded", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusForbidden, resp.StatusCode, "no action without signing in")
 	// The scheduler ran its five jobs once at start.
 	require.Eventually(t, func() bool {
 		var jobs int
@@ -143,4 +155,23 @@ func TestRunDrainsOnSIGTERM(t *testing.T) {
 	var base string
 	require.NoError(t, pool.QueryRow(ctx, `SELECT setting_value FROM pggit.monitor_settings WHERE setting_name = 'runbook_base_url'`).Scan(&base))
 	require.Equal(t, "https://wiki.example/runbooks", base)
+}
+
+func TestConsoleToken(t *testing.T) {
+	t.Setenv("PGGIT_UI_TOKEN", "")
+	tok, err := consoleToken("")
+	require.NoError(t, err)
+	require.Empty(t, tok, "no token: read-only")
+	t.Setenv("PGGIT_UI_TOKEN", "short")
+	_, err = consoleToken("")
+	require.ErrorContains(t, err, "at least 16 characters")
+	file := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(file, []byte("  from-a-file-0123456789\n"), 0o600))
+	tok, err = consoleToken(file)
+	require.NoError(t, err)
+	require.Equal(t, "from-a-file-0123456789", tok, "the file wins, trimmed")
+	_, err = consoleToken(filepath.Join(t.TempDir(), "missing"))
+	require.ErrorContains(t, err, "-ui-token-file")
+	_, err = runCLI(t, "run", "-ui", "-metrics-addr", "")
+	require.ErrorContains(t, err, "-ui needs a listener")
 }
