@@ -35,18 +35,35 @@ type session struct {
 }
 
 type authenticator struct {
-	key    []byte // nil: read-only console
-	token  []byte
-	secure bool
+	key   []byte // nil: read-only console
+	token []byte
+	// actor, when set, names the person of a request authenticated by the
+	// host service (Config.Actor); the console then has no sign-in.
+	actor func(*http.Request) string
 }
 
-func newAuthenticator(token string) *authenticator {
+func newAuthenticator(token string, actor func(*http.Request) string) *authenticator {
+	if actor != nil {
+		// Keys the CSRF tokens: from the token when there is one (the same
+		// on every replica), else random (forms of one process only).
+		k := make([]byte, 32)
+		if token != "" {
+			d := sha256.Sum256([]byte("pggit-ui-host\x00" + token))
+			k = d[:]
+		} else if _, err := rand.Read(k); err != nil {
+			panic(err) // crypto/rand never fails on supported platforms
+		}
+		return &authenticator{key: k, actor: actor}
+	}
 	if token == "" {
 		return &authenticator{}
 	}
 	k := sha256.Sum256([]byte("pggit-ui-session\x00" + token))
 	return &authenticator{key: k[:], token: []byte(token)}
 }
+
+// hosted reports whether the host service authenticates people.
+func (a *authenticator) hosted() bool { return a.actor != nil }
 
 func (a *authenticator) enabled() bool { return a.key != nil }
 
@@ -62,7 +79,7 @@ func (a *authenticator) mac(parts ...string) []byte {
 // checkToken compares a presented token with the configured one in constant
 // time.
 func (a *authenticator) checkToken(t string) bool {
-	if !a.enabled() {
+	if !a.enabled() || a.hosted() {
 		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(t), a.token) == 1
@@ -100,6 +117,13 @@ func (a *authenticator) issue(actor string, now time.Time, path string, secure b
 func (a *authenticator) session(r *http.Request, now time.Time) *session {
 	if !a.enabled() {
 		return nil
+	}
+	if a.hosted() {
+		name := a.actor(r)
+		if name == "" || validActor(name) != nil {
+			return nil // read-only for this request
+		}
+		return &session{Actor: name, CSRF: hex.EncodeToString(a.mac("csrf-host", name))}
 	}
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {

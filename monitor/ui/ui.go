@@ -42,8 +42,16 @@ var templateFS embed.FS
 type Config struct {
 	// Client is the monitor the console reads and acts through. Required.
 	Client *monitor.Client
-	// Token enables actions: a person signs in with it. Empty: read-only.
+	// Token enables actions: a person signs in with it and their name.
+	// Empty (and no Actor): read-only.
 	Token string
+	// Actor, for a host service that authenticates people itself, returns
+	// the name of the person making a request ("" for nobody): that person
+	// may act without signing in, and is recorded as the actor; a request
+	// it returns "" for is read-only. There is then no sign-in page. Forms
+	// still carry a CSRF token, keyed from Token when set (set it when
+	// several replicas serve the console) or else from a random key.
+	Actor func(r *http.Request) string
 	// BasePath is the path the handler is mounted at ("" for the root, or
 	// e.g. "/ui"); links are built under it and it is stripped from requests.
 	BasePath string
@@ -73,7 +81,7 @@ func New(cfg Config) (*Handler, error) {
 	if base != "" && !strings.HasPrefix(base, "/") {
 		return nil, fmt.Errorf("ui: Config.BasePath must start with / (or be empty), got %q", cfg.BasePath)
 	}
-	h := &Handler{client: cfg.Client, auth: newAuthenticator(cfg.Token), base: base,
+	h := &Handler{client: cfg.Client, auth: newAuthenticator(cfg.Token, cfg.Actor), base: base,
 		logger: cfg.Logger, now: cfg.Now}
 	if h.logger == nil {
 		h.logger = slog.Default()
@@ -165,14 +173,15 @@ type page struct {
 	Base     string
 	Path     string
 	Session  *session
-	Writable bool
+	Writable bool // a person can sign in with the token
+	Hosted   bool // the host service signs people in (Config.Actor)
 	Flash    string
 	Data     any
 }
 
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name, title string, data any, flash string) {
 	p := page{Title: title, Base: h.base, Path: h.base + r.URL.Path, Session: h.auth.session(r, h.now()),
-		Writable: h.auth.enabled(), Flash: flash, Data: data}
+		Writable: h.auth.enabled() && !h.auth.hosted(), Hosted: h.auth.hosted(), Flash: flash, Data: data}
 	var b strings.Builder
 	if err := h.pages[name].ExecuteTemplate(&b, "layout", p); err != nil {
 		h.logger.Error("pggit ui: rendering", slog.String("page", name), slog.String("error", err.Error()))
@@ -220,6 +229,10 @@ func (h *Handler) actor(w http.ResponseWriter, r *http.Request) string {
 		return ""
 	}
 	s := h.auth.session(r, h.now())
+	if s == nil && h.auth.hosted() {
+		h.forbid(w, r, "The service this console is part of did not sign you in.")
+		return ""
+	}
 	if s == nil {
 		h.forbid(w, r, "Sign in first.")
 		return ""
@@ -310,6 +323,10 @@ func (h *Handler) snoozeCancel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
+	if h.auth.hosted() {
+		h.forbid(w, r, "Sign-in is handled by the service this console is part of.")
+		return
+	}
 	if !h.auth.enabled() {
 		h.forbid(w, r, "The console is read-only: it has no token.")
 		return
@@ -318,6 +335,10 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	if h.auth.hosted() {
+		h.forbid(w, r, "Sign-in is handled by the service this console is part of.")
+		return
+	}
 	if !h.auth.enabled() {
 		h.forbid(w, r, "The console is read-only: it has no token.")
 		return
@@ -346,6 +367,10 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	if h.actor(w, r) == "" {
+		return
+	}
+	if h.auth.hosted() {
+		h.forbid(w, r, "Sign-out is handled by the service this console is part of.")
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: h.base + "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})

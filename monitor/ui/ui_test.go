@@ -333,3 +333,72 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	_, err = ui.New(ui.Config{Client: client, BasePath: "ui"})
 	require.ErrorContains(t, err, "BasePath must start with /")
 }
+
+// TestHostAuthenticatesPeople mounts the console in a "host service" whose
+// own middleware authenticates people (HTTP basic auth here): Config.Actor
+// names them, they act without the token sign-in and are recorded, forms
+// still need their CSRF token, and nobody signed in is read-only.
+func TestHostAuthenticatesPeople(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "")
+	users := map[string]string{"dave": "pw-dave", "erin": "pw-erin"}
+	h, err := ui.New(ui.Config{Client: f.client, BasePath: "/pggit", Logger: slog.New(slog.DiscardHandler),
+		Actor: func(r *http.Request) string {
+			u, p, ok := r.BasicAuth()
+			if ok && users[u] == p {
+				return u
+			}
+			return ""
+		}})
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	mux.Handle("/pggit/", h)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	id := f.openAlertID("get_history", "DEGRADATION")
+	ack := fmt.Sprintf("%s/pggit/alerts/%d/acknowledge", srv.URL, id)
+	do := func(method, url, user, pass string, form url.Values) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, url, strings.NewReader(form.Encode()))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := f.http.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	page := fmt.Sprintf("%s/pggit/alerts/%d", srv.URL, id)
+
+	// Nobody signed in by the host: read-only, no sign-in link, actions refused.
+	code, body := do(http.MethodGet, page, "", "", nil)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, "read-only")
+	require.NotContains(t, body, `id="acknowledge"`)
+	code, body = do(http.MethodPost, ack, "dave", "wrong", url.Values{})
+	require.Equal(t, http.StatusForbidden, code)
+	require.Contains(t, body, "did not sign you in")
+	code, _ = do(http.MethodGet, srv.URL+"/pggit/login", "", "", nil)
+	require.Equal(t, http.StatusForbidden, code, "no sign-in page: the host signs people in")
+
+	// dave: his name on the page, a CSRF token in the forms.
+	code, body = do(http.MethodGet, page, "dave", "pw-dave", nil)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, `id="acknowledge"`)
+	m := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`).FindStringSubmatch(body)
+	require.NotNil(t, m)
+	csrf := m[1]
+	// Without it, or with dave's token as erin: refused.
+	code, _ = do(http.MethodPost, ack, "dave", "pw-dave", url.Values{})
+	require.Equal(t, http.StatusForbidden, code)
+	code, _ = do(http.MethodPost, ack, "erin", "pw-erin", url.Values{"csrf": {csrf}})
+	require.Equal(t, http.StatusForbidden, code)
+	require.Empty(t, f.scalar(`SELECT acknowledged_by FROM pggit.performance_alerts WHERE alert_id = $1`, id))
+	// Done right: recorded as dave.
+	code, _ = do(http.MethodPost, ack, "dave", "pw-dave", url.Values{"csrf": {csrf}})
+	require.Equal(t, http.StatusSeeOther, code)
+	require.Equal(t, "dave", f.scalar(`SELECT acknowledged_by FROM pggit.performance_alerts WHERE alert_id = $1`, id))
+}

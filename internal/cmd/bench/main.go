@@ -12,6 +12,8 @@
 //   - snooze: is_alert_snoozed with 10,000 snoozes against a bare round trip;
 //   - delivery: alerts delivered per second by the dispatcher, and the latency
 //     from an alert's insert to its receipt with batching off;
+//   - ui: the server time of every page of the web console at 10 M samples,
+//     1,000 operations and 100,000 alerts;
 //   - tracer: a loop of one-row queries through pgxpool with the pgx tracer
 //     recording every query against the same loop without it.
 //
@@ -143,6 +145,7 @@ type options struct {
 	delivery        bool
 	views           bool
 	tracer          bool
+	ui              bool
 	md              bool
 	explain         bool
 	verbose         bool
@@ -151,13 +154,13 @@ type options struct {
 func parseFlags(args []string) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.IntVar(&o.samples, "samples", 10_000_000, "recalc: samples in the lookback window")
+	fs.IntVar(&o.samples, "samples", 10_000_000, "recalc, views, ui: samples")
 	fs.IntVar(&o.ops, "ops", 50, "recalc: operations the samples are spread over")
 	fs.IntVar(&o.recorderSamples, "recorder-samples", 500_000, "recorder: samples written by raw COPY and by the Recorder")
 	fs.IntVar(&o.insertSamples, "insert-samples", 20_000, "recorder: samples written one INSERT each (the reference is extrapolated)")
 	fs.IntVar(&o.runs, "runs", 3, "runs of each measurement; the median is reported")
-	only := fs.String("only", "recalc,views,recorder,histograms,detect,snooze,delivery,tracer", "benchmarks to run, comma-separated: recalc, views, recorder, histograms, detect, snooze, delivery, tracer")
-	fs.IntVar(&o.detectOps, "detect-ops", 1000, "histograms, detect: operations")
+	only := fs.String("only", "recalc,views,ui,recorder,histograms,detect,snooze,delivery,tracer", "benchmarks to run, comma-separated: recalc, views, ui, recorder, histograms, detect, snooze, delivery, tracer")
+	fs.IntVar(&o.detectOps, "detect-ops", 1000, "histograms, detect, ui: operations")
 	fs.IntVar(&o.detectRate, "detect-rate", 10, "detect: samples a minute per operation")
 	fs.IntVar(&o.detectHours, "detect-hours", 25, "detect: hours judged (the catch-up covers all but the last)")
 	fs.BoolVar(&o.md, "md", false, "print Markdown (for docs/BENCHMARKS.md)")
@@ -187,13 +190,15 @@ func parseFlags(args []string) (*options, error) {
 			o.views = true
 		case "tracer":
 			o.tracer = true
+		case "ui":
+			o.ui = true
 		case "":
 		default:
-			return nil, fmt.Errorf("-only: unknown benchmark %q (want recalc, views, recorder, histograms, detect, snooze, delivery, tracer)", b)
+			return nil, fmt.Errorf("-only: unknown benchmark %q (want recalc, views, ui, recorder, histograms, detect, snooze, delivery, tracer)", b)
 		}
 	}
 	switch {
-	case !o.recalc && !o.views && !o.recorder && !o.histograms && !o.detect && !o.snooze && !o.delivery && !o.tracer:
+	case !o.recalc && !o.views && !o.recorder && !o.histograms && !o.detect && !o.snooze && !o.delivery && !o.tracer && !o.ui:
 		return nil, errors.New("-only: nothing to run")
 	case o.ops < 1:
 		return nil, fmt.Errorf("-ops must be at least 1, got %d", o.ops)
@@ -246,6 +251,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		run  func(context.Context, *env, *options) (*section, error)
 	}{
 		{o.views, "views", benchViews},
+		{o.ui, "ui", benchUI},
 		{o.recorder, "recorder", benchRecorder},
 		{o.histograms, "histograms", benchHistograms},
 		{o.detect, "detect", benchDetect},
