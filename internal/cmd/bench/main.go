@@ -149,6 +149,7 @@ type options struct {
 	md              bool
 	explain         bool
 	verbose         bool
+	keep            bool
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -166,6 +167,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&o.md, "md", false, "print Markdown (for docs/BENCHMARKS.md)")
 	fs.BoolVar(&o.explain, "explain", false, "recalc: also print EXPLAIN (ANALYZE, BUFFERS) of the reference query")
 	fs.BoolVar(&o.verbose, "v", false, "print progress to stderr")
+	fs.BoolVar(&o.keep, "keep", false, "with DATABASE_URL: keep the benchmark database (its name is printed to stderr) to inspect it")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -275,6 +277,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 // env is the database under test.
 type env struct {
 	verbose bool
+	keep    bool
 	srv     *pgserver.Server
 	admin   *pgxpool.Pool // the server's maintenance database: creates and drops dbName
 	dbName  string
@@ -289,7 +292,7 @@ func (e *env) logf(format string, args ...any) {
 }
 
 func setup(ctx context.Context, o *options) (_ *env, err error) {
-	e := &env{verbose: o.verbose}
+	e := &env{verbose: o.verbose, keep: o.keep}
 	defer func() {
 		if err != nil {
 			_ = e.close()
@@ -364,7 +367,9 @@ func (e *env) close() error {
 	var errs []error
 	if e.admin != nil {
 		// A throwaway cluster goes as a whole.
-		if e.dbName != "" && e.srv == nil {
+		if e.dbName != "" && e.srv == nil && e.keep {
+			fmt.Fprintf(os.Stderr, "bench: kept database %s\n", e.dbName)
+		} else if e.dbName != "" && e.srv == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			if _, err := e.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+e.dbName+" WITH (FORCE)"); err != nil {
 				errs = append(errs, fmt.Errorf("dropping database %s: %w", e.dbName, err))
