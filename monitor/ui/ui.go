@@ -16,6 +16,8 @@
 // Without a Token it is read-only: every action is refused with 403. With
 // one, a person signs in with the token and their name; their name is
 // recorded as the actor of what they do, and every form carries a CSRF token.
+// A host that authenticates people itself sets Config.Actor instead: the
+// person it names acts without signing in.
 package ui
 
 import (
