@@ -376,3 +376,56 @@ func deref[T any](p *T) T {
 	}
 	return *p
 }
+
+// TestBatchingUsesIndexesAfterTheQueueWasVacuumedEmpty raises 2,000 alerts
+// in one statement after the queue tables were vacuumed while empty (what
+// autovacuum does when the queue drains): their statistics then say "empty",
+// and the plans PL/pgSQL caches for batching's key lookups must still be
+// index scans. With sequential scans each notification rescans everything
+// queued before it in the transaction (quadratic: 100,000 alerts took longer
+// than 5 minutes). Counted with the tables' seq_scan statistics, not timed.
+func TestBatchingUsesIndexesAfterTheQueueWasVacuumedEmpty(t *testing.T) {
+	n := setupNotify(t)
+	n.route(n.webhook("webhook", "bulk", "https://hooks.example.com/bulk", ""), "ALL", "WARNING")
+	conn, err := n.pool.Acquire(n.ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(n.ctx, `VACUUM ANALYZE pggit.alert_notification_queue, pggit.notification_batch_queue, pggit.notification_batch_open`)
+	require.NoError(t, err)
+	tables := `'alert_notification_queue', 'notification_batch_queue', 'notification_batch_open'`
+	seqScans := func() (scans, inserted int64) {
+		t.Helper()
+		// Another backend's view of this one's flushed counters.
+		require.NoError(t, n.pool.QueryRow(n.ctx, `SELECT coalesce(sum(seq_scan), 0)::bigint, coalesce(sum(n_tup_ins), 0)::bigint
+			FROM pg_stat_user_tables WHERE schemaname = 'pggit' AND relname IN (`+tables+`)`).Scan(&scans, &inserted))
+		return scans, inserted
+	}
+	flush := func() {
+		t.Helper()
+		_, err := conn.Exec(n.ctx, `SELECT pg_stat_force_next_flush()`)
+		require.NoError(t, err)
+		_, err = conn.Exec(n.ctx, `SELECT 1`)
+		require.NoError(t, err)
+	}
+	flush()
+	before, ins0 := seqScans()
+
+	const alerts = 2000
+	_, err = conn.Exec(n.ctx, `INSERT INTO pggit.performance_alerts
+		(operation_type, scope, alert_type, severity, actual_duration_microseconds, baseline_p99_microseconds,
+		 violation_multiplier, created_at, first_seen_at, last_seen_at, occurrence_count)
+		SELECT 'bulk_' || g, '', 'THRESHOLD_EXCEEDED', 'WARNING', 30000, 10000, 3.0, now(), now(), now(), 1
+		FROM generate_series(1, $1::integer) g`, alerts)
+	require.NoError(t, err)
+	require.Equal(t, int64(alerts), n.count(`SELECT count(*) FROM pggit.alert_notification_queue`))
+
+	// The counters reach the shared statistics when that backend flushes.
+	var after, ins1 int64
+	require.Eventually(t, func() bool {
+		flush()
+		after, ins1 = seqScans()
+		return ins1-ins0 >= alerts
+	}, 10*time.Second, 50*time.Millisecond, "the statistics of the queue tables never showed the inserts")
+	require.Less(t, after-before, int64(20),
+		"batching %d notifications scanned the queue tables sequentially %d times: key lookups lost their index", alerts, after-before)
+}
