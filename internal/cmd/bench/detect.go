@@ -134,7 +134,7 @@ func benchDetect(ctx context.Context, e *env, o *options) (*section, error) {
 		pggit.detection_references, pggit.detection_state, pggit.detection_blocks, pggit.detection_runs`); err != nil {
 		return nil, err
 	}
-	if err := e.exec(ctx, `DELETE FROM pggit.performance_alerts`); err != nil {
+	if err := e.resetAlerts(ctx); err != nil {
 		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(5, 6))

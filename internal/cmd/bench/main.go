@@ -389,6 +389,14 @@ func (e *env) exec(ctx context.Context, sql string, args ...any) error {
 	return err
 }
 
+// resetAlerts empties the alerts, snoozes and notification queue a
+// benchmark left (TRUNCATE: no dead rows for the next benchmark to wade
+// through, with autovacuum off).
+func (e *env) resetAlerts(ctx context.Context) error {
+	return e.exec(ctx, `TRUNCATE pggit.performance_alerts, pggit.alert_snooze, pggit.notification_batch_queue,
+		pggit.notification_batch_open, pggit.alert_notification_log CASCADE`)
+}
+
 func (e *env) countMetrics(ctx context.Context) (int64, error) {
 	var n int64
 	err := e.pool.QueryRow(ctx, `SELECT count(*) FROM pggit.performance_metrics`).Scan(&n)

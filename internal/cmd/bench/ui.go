@@ -32,13 +32,15 @@ func benchUI(ctx context.Context, e *env, o *options) (*section, error) {
 	e.logf("ui: generating %d samples over %d operations and %d days, a day per statement", o.samples, ops, uiDays)
 	for _, q := range []string{
 		`TRUNCATE pggit.performance_metrics, pggit.performance_histograms`,
-		`DELETE FROM pggit.performance_alerts`,
 		`DELETE FROM pggit.performance_baselines`,
 		`DELETE FROM pggit.alert_notification_webhooks`,
 	} {
 		if err := e.exec(ctx, q); err != nil {
 			return nil, fmt.Errorf("%.60s: %w", q, err)
 		}
+	}
+	if err := e.resetAlerts(ctx); err != nil {
+		return nil, err
 	}
 	perDay := o.samples / uiDays
 	for d := range uiDays {
@@ -168,6 +170,13 @@ func benchUI(ctx context.Context, e *env, o *options) (*section, error) {
 		}
 	}
 	if err := measure(ctx, e, max(o.runs, 5), variants, nil); err != nil {
+		return nil, err
+	}
+	// Leave no webhook, alerts or notifications to the benchmarks after.
+	if err := e.exec(ctx, `DELETE FROM pggit.alert_notification_webhooks`); err != nil {
+		return nil, err
+	}
+	if err := e.resetAlerts(ctx); err != nil {
 		return nil, err
 	}
 	s := &section{

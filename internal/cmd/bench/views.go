@@ -35,9 +35,11 @@ func benchViews(ctx context.Context, e *env, o *options) (*section, error) {
 		n = int64(o.samples)
 	}
 	e.logf("views: baselines, 100,000 alerts, runs, history, notifications")
+	if err := e.resetAlerts(ctx); err != nil {
+		return nil, err
+	}
 	setup := []string{
 		`SELECT count(*) FROM pggit.recalculate_all_baselines_rolling(p_force => true, p_max_execution_seconds => 3600)`,
-		`DELETE FROM pggit.performance_alerts`,
 		// 100,000 alerts over 30 days on 2,000 operations: 99% resolved, 1%
 		// open; half acknowledged after up to 20 minutes.
 		`INSERT INTO pggit.performance_alerts
