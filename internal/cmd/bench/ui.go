@@ -30,6 +30,9 @@ func benchUI(ctx context.Context, e *env, o *options) (*section, error) {
 	names := opNames(ops)
 	width := len(names[0]) - len("op_")
 	e.logf("ui: generating %d samples over %d operations and %d days, a day per statement", o.samples, ops, uiDays)
+	if err := e.resetAlerts(ctx); err != nil {
+		return nil, err
+	}
 	for _, q := range []string{
 		`TRUNCATE pggit.performance_metrics, pggit.performance_histograms`,
 		`DELETE FROM pggit.performance_baselines`,
@@ -39,13 +42,10 @@ func benchUI(ctx context.Context, e *env, o *options) (*section, error) {
 			return nil, fmt.Errorf("%.60s: %w", q, err)
 		}
 	}
-	if err := e.resetAlerts(ctx); err != nil {
-		return nil, err
-	}
 	perDay := o.samples / uiDays
 	for d := range uiDays {
-		// Log-normal latency around 3-20 ms per operation; the last day's
-		// is older first so minute rows are ordered as a Recorder leaves them.
+		// Log-normal latency, medians 3-18 ms by operation (sigma 0.5);
+		// the oldest day first, as time goes.
 		if err := e.exec(ctx, `INSERT INTO pggit.performance_metrics (operation_type, duration_microseconds, recorded_at)
 			SELECT 'op_' || lpad((g % $2::integer)::text, $3::integer, '0'),
 			       greatest(1, (exp(8 + (g % 7) * 0.3 + 0.5 * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()))))::bigint,
@@ -182,7 +182,7 @@ func benchUI(ctx context.Context, e *env, o *options) (*section, error) {
 	s := &section{
 		title: fmt.Sprintf("Web console: %s samples, %s operations, %s alerts", fmtInt(n), fmtInt(int64(ops)), fmtInt(alerts)),
 		notes: []string{
-			fmt.Sprintf("Samples over the last %d days through the samples' trigger (one statement a day, so the histograms are built as ingestion builds them), then compacted to hour rows before 48 h: %s histogram rows. Baselines recalculated; 100,000 alerts over 30 days on the operations (%s open, one per operation, 100 of them snoozed; half acknowledged), a webhook routed to all of them (%s notifications queued); VACUUM ANALYZE.",
+			fmt.Sprintf("Samples over the last %d days through the samples' trigger (one statement a day, so the histograms are built as ingestion builds them), then compacted to hour rows before 48 h: %s histogram rows. Baselines recalculated; 100,000 alerts over 30 days on the operations (%s open, one per operation; half acknowledged), 100 operations snoozed, a webhook routed to all of them (%s notifications queued); VACUUM ANALYZE.",
 				uiDays, fmtInt(hist), fmtInt(open), fmtInt(notifications)),
 			"Server time: the handler (monitor/ui, as `pggit-monitor run -ui` mounts it) serves each GET through httptest.NewRecorder, from the request to the last byte of HTML written; median of at least 5 runs after one untimed request. The overview draws a sparkline per operation of the 50 open alerts it lists.",
 		},
