@@ -357,9 +357,17 @@ func (r *results) print(w io.Writer, o *options) error {
 		f1 = 2 * prec * rec / (prec + rec)
 	}
 	moved := 0
+	var movedNotes []string
 	for _, p := range r.e.protected {
 		if p.before > 0 && abs1(p.after/p.before-1) >= 0.15 {
 			moved++
+			what := "?"
+			for _, st := range r.e.streams {
+				if st.name == p.op {
+					what = fmt.Sprintf("%s %+.0f%% at %s", st.kind, 100*st.size, st.change.UTC().Format("01-02 15:04"))
+				}
+			}
+			movedNotes = append(movedNotes, fmt.Sprintf("%s (%s): p99 %.0f -> %.0f us", p.op, what, p.before, p.after))
 		}
 	}
 	fmt.Fprintln(w, "Totals")
@@ -384,6 +392,10 @@ func (r *results) print(w io.Writer, o *options) error {
 	row("correlated pairs grouped", frac(r.pairsGrouped, r.pairs), "-")
 	row("decoy pairs (45 min apart) grouped", frac(r.decoysGrouped, r.decoys), "-")
 	flush()
+	if len(movedNotes) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Regressed baselines a recalculation moved by 15% or more: "+strings.Join(movedNotes, "; ")+".")
+	}
 	return nil
 }
 
