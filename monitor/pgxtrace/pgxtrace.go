@@ -241,18 +241,19 @@ func (s *span) Value(key any) any {
 
 // TraceQueryStart implements pgx.QueryTracer.
 func (t *Tracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
-	name, ok := t.name(ctx, data.SQL)
-	if !ok {
+	if monitor.TracingDisabled(ctx) {
 		return ctx
 	}
-	return &span{Context: ctx, start: time.Now(), name: name, scope: monitor.ScopeFromContext(ctx)}
+	name, ok := monitor.OperationFromContext(ctx)
+	if !ok {
+		name, ok = t.queryName(data.SQL)
+	}
+	return t.begin(ctx, name, ok)
 }
 
 // TraceQueryEnd implements pgx.QueryTracer.
 func (t *Tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
-	if s, ok := ctx.Value(spanKey{}).(*span); ok {
-		t.record(ctx, s.name, s.scope, time.Since(s.start), data.Err)
-	}
+	t.end(ctx, data.Err)
 }
 
 // TraceBatchStart implements pgx.BatchTracer. A batch is one sample, from
@@ -270,14 +271,7 @@ func (t *Tracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, data pgx.Trac
 	if !ok && data.Batch != nil && len(data.Batch.QueuedQueries) > 0 {
 		name, ok = t.batchName(data.Batch.QueuedQueries)
 	}
-	if !ok {
-		t.unnamed.Add(1)
-		return ctx
-	}
-	if !t.admit(name) || !t.sampled() {
-		return ctx
-	}
-	return &span{Context: ctx, start: time.Now(), name: name, scope: monitor.ScopeFromContext(ctx)}
+	return t.begin(ctx, name, ok)
 }
 
 // batchName is the name shared by every query of a batch.
@@ -299,9 +293,7 @@ func (t *Tracer) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQuery
 
 // TraceBatchEnd implements pgx.BatchTracer.
 func (t *Tracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchEndData) {
-	if s, ok := ctx.Value(spanKey{}).(*span); ok {
-		t.record(ctx, s.name, s.scope, time.Since(s.start), data.Err)
-	}
+	t.end(ctx, data.Err)
 }
 
 // TraceCopyFromStart implements pgx.CopyFromTracer. A copy is named by its
@@ -314,6 +306,17 @@ func (t *Tracer) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, data pgx.T
 	if !ok && t.fallback == FallbackFingerprint {
 		name, ok = truncateName("copy "+strings.ToLower(data.TableName.Sanitize())), true
 	}
+	return t.begin(ctx, name, ok)
+}
+
+// TraceCopyFromEnd implements pgx.CopyFromTracer.
+func (t *Tracer) TraceCopyFromEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceCopyFromEndData) {
+	t.end(ctx, data.Err)
+}
+
+// begin starts the span of a call named name (ok false: unnamed, counted and
+// not recorded), under the name bound and the sample rate.
+func (t *Tracer) begin(ctx context.Context, name string, ok bool) context.Context {
 	if !ok {
 		t.unnamed.Add(1)
 		return ctx
@@ -324,31 +327,11 @@ func (t *Tracer) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, data pgx.T
 	return &span{Context: ctx, start: time.Now(), name: name, scope: monitor.ScopeFromContext(ctx)}
 }
 
-// TraceCopyFromEnd implements pgx.CopyFromTracer.
-func (t *Tracer) TraceCopyFromEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceCopyFromEndData) {
+// end records the span begun for ctx, if any.
+func (t *Tracer) end(ctx context.Context, err error) {
 	if s, ok := ctx.Value(spanKey{}).(*span); ok {
-		t.record(ctx, s.name, s.scope, time.Since(s.start), data.Err)
+		t.record(ctx, s.name, s.scope, time.Since(s.start), err)
 	}
-}
-
-// name resolves the operation of a query and applies the name bound and the
-// sample rate; ok is false when the query is not to be recorded.
-func (t *Tracer) name(ctx context.Context, sql string) (string, bool) {
-	if monitor.TracingDisabled(ctx) {
-		return "", false
-	}
-	name, ok := monitor.OperationFromContext(ctx)
-	if !ok {
-		name, ok = t.queryName(sql)
-	}
-	if !ok {
-		t.unnamed.Add(1)
-		return "", false
-	}
-	if !t.admit(name) || !t.sampled() {
-		return "", false
-	}
-	return name, true
 }
 
 // queryName names a query by its sqlc comment, else its fingerprint under
