@@ -7,7 +7,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -277,9 +276,8 @@ func (h *Handler) alerts(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) alert(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
-		h.render(w, r, http.StatusBadRequest, "error", "Bad request", "alert id must be a number", "")
+	id, ok := h.pathID(w, r, "alert")
+	if !ok {
 		return
 	}
 	a, err := h.client.Alert(r.Context(), id)

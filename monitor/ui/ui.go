@@ -246,15 +246,25 @@ func (h *Handler) actor(w http.ResponseWriter, r *http.Request) string {
 	return s.Actor
 }
 
+// pathID parses the {id} of the path, or writes a 400 that names what it
+// identifies and returns false.
+func (h *Handler) pathID(w http.ResponseWriter, r *http.Request, what string) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		h.render(w, r, http.StatusBadRequest, "error", "Bad request", what+" id must be a number", "")
+		return 0, false
+	}
+	return id, true
+}
+
 // back redirects (303) to a path under the console.
 func (h *Handler) back(w http.ResponseWriter, r *http.Request, path string) {
 	http.Redirect(w, r, h.base+path, http.StatusSeeOther)
 }
 
 func (h *Handler) alertAction(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
-		h.render(w, r, http.StatusBadRequest, "error", "Bad request", "alert id must be a number", "")
+	id, ok := h.pathID(w, r, "alert")
+	if !ok {
 		return
 	}
 	actor := h.actor(w, r)
@@ -262,6 +272,7 @@ func (h *Handler) alertAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	var err error
 	switch r.PathValue("action") {
 	case "acknowledge":
 		_, err = h.client.AcknowledgeAlert(ctx, id, actor)
@@ -308,9 +319,8 @@ func (h *Handler) snoozeCreate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) snoozeCancel(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
-		h.render(w, r, http.StatusBadRequest, "error", "Bad request", "snooze id must be a number", "")
+	id, ok := h.pathID(w, r, "snooze")
+	if !ok {
 		return
 	}
 	actor := h.actor(w, r)

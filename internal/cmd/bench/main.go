@@ -566,6 +566,17 @@ type section struct {
 	planOf   string // what plan shows; defaults to the reference query
 }
 
+// underTarget reports each variant's median in milliseconds against an
+// absolute target.
+func underTarget(variants []*variant, target time.Duration) []ratio {
+	var rs []ratio
+	for _, v := range variants {
+		rs = append(rs, ratio{name: v.name + " (ms)", value: float64(v.median()) / float64(time.Millisecond), unit: " ms",
+			target: fmt.Sprintf("< %d ms", target/time.Millisecond), pass: v.median() < target})
+	}
+	return rs
+}
+
 func opNames(k int) []string {
 	width := max(2, len(strconv.Itoa(k-1)))
 	names := make([]string, k)

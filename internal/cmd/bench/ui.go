@@ -187,10 +187,7 @@ func benchUI(ctx context.Context, e *env, o *options) (*section, error) {
 			"Server time: the handler (monitor/ui, as `pggit-monitor run -ui` mounts it) serves each GET through httptest.NewRecorder, from the request to the last byte of HTML written; median of at least 5 runs after one untimed request. The overview draws a sparkline per operation of the 50 open alerts it lists.",
 		},
 		variants: variants,
-	}
-	for _, v := range variants {
-		s.ratios = append(s.ratios, ratio{name: v.name + " (ms)", value: float64(v.median()) / float64(time.Millisecond), unit: " ms",
-			target: fmt.Sprintf("< %d ms", targetPage/time.Millisecond), pass: v.median() < targetPage})
+		ratios:   underTarget(variants, targetPage),
 	}
 	return s, nil
 }

@@ -102,10 +102,7 @@ func benchViews(ctx context.Context, e *env, o *options) (*section, error) {
 			"Each view is read whole (SELECT *, every row fetched) on one connection; median of at least 5 runs after one untimed read.",
 		},
 		variants: variants,
-	}
-	for _, v := range variants {
-		s.ratios = append(s.ratios, ratio{name: v.name + " (ms)", value: float64(v.median()) / float64(time.Millisecond), unit: " ms",
-			target: fmt.Sprintf("< %d ms", targetView/time.Millisecond), pass: v.median() < targetView})
+		ratios:   underTarget(variants, targetView),
 	}
 	return s, nil
 }
