@@ -20,6 +20,40 @@ CREATE TYPE pggit.latency_spark_point AS (
     mean_us        double precision
 );
 
+-- Checks the time range and bucket width of a latency query: p_from before
+-- p_to, both finite; p_step_seconds a whole number of minutes from 1 minute
+-- to a day; at most p_max_buckets buckets. Raises 22023 naming the argument.
+-- +goose StatementBegin
+CREATE FUNCTION pggit.check_bucket_range(
+    p_from         timestamptz,
+    p_to           timestamptz,
+    p_step_seconds integer,
+    p_max_buckets  integer)
+RETURNS void
+LANGUAGE plpgsql
+STABLE
+SET search_path = pggit, pg_catalog
+AS $$
+BEGIN
+    IF p_step_seconds IS NULL OR p_step_seconds < 60 OR p_step_seconds > 86400 OR p_step_seconds % 60 <> 0 THEN
+        RAISE EXCEPTION 'p_step_seconds must be a whole number of minutes between 60 and 86400, got %',
+                coalesce(p_step_seconds::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_step_seconds';
+    END IF;
+    IF p_from IS NULL OR p_to IS NULL OR NOT isfinite(p_from) OR NOT isfinite(p_to) OR p_from >= p_to THEN
+        RAISE EXCEPTION 'p_from must be a finite time before p_to, got % and %',
+                coalesce(p_from::text, 'NULL'), coalesce(p_to::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_from';
+    END IF;
+    IF extract(epoch FROM p_to - p_from) / p_step_seconds > p_max_buckets THEN
+        RAISE EXCEPTION 'p_step_seconds must give at most % buckets between p_from and p_to, got % buckets',
+                p_max_buckets, ceil(extract(epoch FROM p_to - p_from) / p_step_seconds)
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_step_seconds';
+    END IF;
+END;
+$$;
+-- +goose StatementEnd
+
 -- The latency of (operation, scope) in buckets of p_step_seconds over
 -- [p_from, p_to): per bucket with samples, the count, the mean (exact) and
 -- p50, p90, p99 (within 1% of percentile_cont). Buckets are aligned to UTC
@@ -52,21 +86,7 @@ BEGIN
                 coalesce(quote_literal(left(p_scope, 40)), 'NULL')
             USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_scope';
     END IF;
-    IF p_step_seconds IS NULL OR p_step_seconds < 60 OR p_step_seconds > 86400 OR p_step_seconds % 60 <> 0 THEN
-        RAISE EXCEPTION 'p_step_seconds must be a whole number of minutes between 60 and 86400, got %',
-                coalesce(p_step_seconds::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_step_seconds';
-    END IF;
-    IF p_from IS NULL OR p_to IS NULL OR NOT isfinite(p_from) OR NOT isfinite(p_to) OR p_from >= p_to THEN
-        RAISE EXCEPTION 'p_from must be a finite time before p_to, got % and %',
-                coalesce(p_from::text, 'NULL'), coalesce(p_to::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_from';
-    END IF;
-    IF extract(epoch FROM p_to - p_from) / p_step_seconds > 2000 THEN
-        RAISE EXCEPTION 'p_step_seconds must give at most 2000 buckets between p_from and p_to, got % buckets',
-                ceil(extract(epoch FROM p_to - p_from) / p_step_seconds)
-            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_step_seconds';
-    END IF;
+    PERFORM pggit.check_bucket_range(p_from, p_to, p_step_seconds, 2000);
     v_step := make_interval(secs => p_step_seconds);
     RETURN QUERY
     WITH r AS MATERIALIZED (
@@ -125,21 +145,7 @@ BEGIN
         RAISE EXCEPTION 'p_operation_types and p_scopes must not hold NULL'
             USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_operation_types';
     END IF;
-    IF p_step_seconds IS NULL OR p_step_seconds < 60 OR p_step_seconds > 86400 OR p_step_seconds % 60 <> 0 THEN
-        RAISE EXCEPTION 'p_step_seconds must be a whole number of minutes between 60 and 86400, got %',
-                coalesce(p_step_seconds::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_step_seconds';
-    END IF;
-    IF p_from IS NULL OR p_to IS NULL OR NOT isfinite(p_from) OR NOT isfinite(p_to) OR p_from >= p_to THEN
-        RAISE EXCEPTION 'p_from must be a finite time before p_to, got % and %',
-                coalesce(p_from::text, 'NULL'), coalesce(p_to::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_from';
-    END IF;
-    IF extract(epoch FROM p_to - p_from) / p_step_seconds > 200 THEN
-        RAISE EXCEPTION 'p_step_seconds must give at most 200 buckets between p_from and p_to, got % buckets',
-                ceil(extract(epoch FROM p_to - p_from) / p_step_seconds)
-            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_step_seconds';
-    END IF;
+    PERFORM pggit.check_bucket_range(p_from, p_to, p_step_seconds, 200);
     RETURN QUERY
     SELECT h.operation_type, h.scope,
            date_bin(make_interval(secs => p_step_seconds), h.bucket_start, timestamptz '2000-01-01 00:00:00+00'),
@@ -156,5 +162,6 @@ $$;
 -- +goose Down
 DROP FUNCTION pggit.latency_sparklines(text[], text[], timestamptz, timestamptz, integer);
 DROP FUNCTION pggit.latency_series(text, text, timestamptz, timestamptz, integer);
+DROP FUNCTION pggit.check_bucket_range(timestamptz, timestamptz, integer, integer);
 DROP TYPE pggit.latency_spark_point;
 DROP TYPE pggit.latency_point;
