@@ -86,6 +86,8 @@ type BatchConfigRow struct {
 	BatchSize           int32  `json:"batch_size"`
 	BatchTimeoutSeconds int32  `json:"batch_timeout_seconds"`
 	MaxAttempts         int32  `json:"max_attempts"`
+	// Re-post open alerts this often, acknowledged or not (Alertmanager expires alerts not re-posted within its resolve_timeout); NULL: the routes' repeat_interval_seconds applies
+	ResendSeconds *int32 `json:"resend_seconds"`
 }
 
 type DeliveryLog struct {
@@ -166,6 +168,8 @@ type Notification struct {
 	DedupKey       string     `json:"dedup_key"`
 	CreatedAt      time.Time  `json:"created_at"`
 	SentAt         *time.Time `json:"sent_at"`
+	// The snooze that held this notification (status held, or sent after the snooze ended)
+	HeldSnoozeID *int64 `json:"held_snooze_id"`
 }
 
 type NotificationBatch struct {
@@ -203,6 +207,16 @@ type OperationType struct {
 	DegradationCriticalRatio float64   `json:"degradation_critical_ratio"`
 	DegradationThreshold     float64   `json:"degradation_threshold"`
 	ResolveAfterMinutes      int32     `json:"resolve_after_minutes"`
+}
+
+type PggitAlertNotificationState struct {
+	AlertID                int64      `json:"alert_id"`
+	WebhookID              int64      `json:"webhook_id"`
+	Notified               bool       `json:"notified"`
+	RepeatSeconds          int32      `json:"repeat_seconds"`
+	RepeatWhenAcknowledged bool       `json:"repeat_when_acknowledged"`
+	Repeats                int32      `json:"repeats"`
+	NextRepeatAt           *time.Time `json:"next_repeat_at"`
 }
 
 type PggitDetectionBlock struct {
@@ -500,12 +514,14 @@ type RecalcResult struct {
 }
 
 type Route struct {
-	SettingID   int64     `json:"setting_id"`
-	AlertType   string    `json:"alert_type"`
-	MinSeverity string    `json:"min_severity"`
-	WebhookID   int64     `json:"webhook_id"`
-	Enabled     bool      `json:"enabled"`
-	CreatedAt   time.Time `json:"created_at"`
+	SettingID             int64     `json:"setting_id"`
+	AlertType             string    `json:"alert_type"`
+	MinSeverity           string    `json:"min_severity"`
+	WebhookID             int64     `json:"webhook_id"`
+	Enabled               bool      `json:"enabled"`
+	CreatedAt             time.Time `json:"created_at"`
+	RepeatIntervalSeconds int32     `json:"repeat_interval_seconds"`
+	SendResolved          bool      `json:"send_resolved"`
 }
 
 type ScheduledJob struct {

@@ -102,6 +102,44 @@ func (q *Queries) DeleteRoute(ctx context.Context, settingID int64) (int64, erro
 	return result.RowsAffected(), nil
 }
 
+const extendNotificationLeases = `-- name: ExtendNotificationLeases :many
+WITH extended AS (
+    UPDATE pggit.notification_batch_queue b
+    SET lease_until = clock_timestamp() + make_interval(secs => $1::integer)
+    WHERE b.batch_id = ANY ($2::bigint[])
+      AND b.status = 'sending'
+      AND b.leased_by = $3::text
+    RETURNING b.batch_id, b.lease_until
+), items AS (
+    UPDATE pggit.alert_notification_queue q
+    SET lease_until = e.lease_until
+    FROM extended e
+    WHERE q.batch_id = e.batch_id
+)
+SELECT e.batch_id FROM extended e
+`
+
+// Extends the leases worker still holds on batch_ids; returns those.
+func (q *Queries) ExtendNotificationLeases(ctx context.Context, leaseSeconds int32, batchIds []int64, worker string) ([]int64, error) {
+	rows, err := q.db.Query(ctx, extendNotificationLeases, leaseSeconds, batchIds, worker)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []int64{}
+	for rows.Next() {
+		var batch_id int64
+		if err := rows.Scan(&batch_id); err != nil {
+			return nil, err
+		}
+		items = append(items, batch_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const formatAlertBatch = `-- name: FormatAlertBatch :one
 SELECT pggit.format_alert_batch($1::bigint[], $2::text)::text AS message
 `
@@ -125,16 +163,11 @@ func (q *Queries) FormatAlertMessage(ctx context.Context, alertID int64, format 
 }
 
 const formatNotificationBatch = `-- name: FormatNotificationBatch :one
-SELECT pggit.format_alert_batch(
-    ARRAY(SELECT q.alert_id
-          FROM pggit.alert_notification_queue q
-          WHERE q.batch_id = $1::bigint
-          GROUP BY q.alert_id
-          ORDER BY min(q.notification_id)),
-    $2::text)::text AS message
+SELECT pggit.format_notification_batch($1::bigint, $2::text)::text AS message
 `
 
-// The message of a batch: its distinct alerts, in the order they were queued.
+// The message of a batch: its alerts in the order they were queued, each as
+// its notification's event says.
 func (q *Queries) FormatNotificationBatch(ctx context.Context, batchID int64, format string) (string, error) {
 	row := q.db.QueryRow(ctx, formatNotificationBatch, batchID, format)
 	var message string
@@ -169,7 +202,7 @@ func (q *Queries) GetNotificationBatch(ctx context.Context, batchID int64) (Noti
 }
 
 const listBatchConfig = `-- name: ListBatchConfig :many
-SELECT webhook_type, batch_size, batch_timeout_seconds, max_attempts FROM pggit.notification_batch_config ORDER BY webhook_type
+SELECT webhook_type, batch_size, batch_timeout_seconds, max_attempts, resend_seconds FROM pggit.notification_batch_config ORDER BY webhook_type
 `
 
 func (q *Queries) ListBatchConfig(ctx context.Context) ([]BatchConfigRow, error) {
@@ -186,6 +219,7 @@ func (q *Queries) ListBatchConfig(ctx context.Context) ([]BatchConfigRow, error)
 			&i.BatchSize,
 			&i.BatchTimeoutSeconds,
 			&i.MaxAttempts,
+			&i.ResendSeconds,
 		); err != nil {
 			return nil, err
 		}
@@ -198,7 +232,7 @@ func (q *Queries) ListBatchConfig(ctx context.Context) ([]BatchConfigRow, error)
 }
 
 const listRoutes = `-- name: ListRoutes :many
-SELECT setting_id, alert_type, min_severity, webhook_id, enabled, created_at FROM pggit.alert_notification_settings ORDER BY webhook_id, alert_type
+SELECT setting_id, alert_type, min_severity, webhook_id, enabled, created_at, repeat_interval_seconds, send_resolved FROM pggit.alert_notification_settings ORDER BY webhook_id, alert_type
 `
 
 func (q *Queries) ListRoutes(ctx context.Context) ([]Route, error) {
@@ -217,6 +251,8 @@ func (q *Queries) ListRoutes(ctx context.Context) ([]Route, error) {
 			&i.WebhookID,
 			&i.Enabled,
 			&i.CreatedAt,
+			&i.RepeatIntervalSeconds,
+			&i.SendResolved,
 		); err != nil {
 			return nil, err
 		}
@@ -228,21 +264,42 @@ func (q *Queries) ListRoutes(ctx context.Context) ([]Route, error) {
 	return items, nil
 }
 
+const releaseNotificationBatch = `-- name: ReleaseNotificationBatch :one
+SELECT pggit.release_notification_batch($1::bigint, $2::text)::boolean AS released
+`
+
+func (q *Queries) ReleaseNotificationBatch(ctx context.Context, batchID int64, worker string) (bool, error) {
+	row := q.db.QueryRow(ctx, releaseNotificationBatch, batchID, worker)
+	var released bool
+	err := row.Scan(&released)
+	return released, err
+}
+
 const updateBatchConfig = `-- name: UpdateBatchConfig :one
 UPDATE pggit.notification_batch_config
 SET batch_size = $1,
     batch_timeout_seconds = $2,
-    max_attempts = $3
-WHERE webhook_type = $4
-RETURNING webhook_type, batch_size, batch_timeout_seconds, max_attempts
+    max_attempts = $3,
+    resend_seconds = $4
+WHERE webhook_type = $5
+RETURNING webhook_type, batch_size, batch_timeout_seconds, max_attempts, resend_seconds
 `
 
-func (q *Queries) UpdateBatchConfig(ctx context.Context, batchSize int32, batchTimeoutSeconds int32, maxAttempts int32, webhookType string) (BatchConfigRow, error) {
+type UpdateBatchConfigParams struct {
+	BatchSize           int32  `json:"batch_size"`
+	BatchTimeoutSeconds int32  `json:"batch_timeout_seconds"`
+	MaxAttempts         int32  `json:"max_attempts"`
+	ResendSeconds       *int32 `json:"resend_seconds"`
+	WebhookType         string `json:"webhook_type"`
+}
+
+func (q *Queries) UpdateBatchConfig(ctx context.Context, arg UpdateBatchConfigParams) (BatchConfigRow, error) {
 	row := q.db.QueryRow(ctx, updateBatchConfig,
-		batchSize,
-		batchTimeoutSeconds,
-		maxAttempts,
-		webhookType,
+		arg.BatchSize,
+		arg.BatchTimeoutSeconds,
+		arg.MaxAttempts,
+		arg.ResendSeconds,
+		arg.WebhookType,
 	)
 	var i BatchConfigRow
 	err := row.Scan(
@@ -250,24 +307,39 @@ func (q *Queries) UpdateBatchConfig(ctx context.Context, batchSize int32, batchT
 		&i.BatchSize,
 		&i.BatchTimeoutSeconds,
 		&i.MaxAttempts,
+		&i.ResendSeconds,
 	)
 	return i, err
 }
 
 const upsertRoute = `-- name: UpsertRoute :one
-INSERT INTO pggit.alert_notification_settings AS s (alert_type, min_severity, webhook_id, enabled)
-VALUES ($1, $2, $3, $4)
+INSERT INTO pggit.alert_notification_settings AS s
+    (alert_type, min_severity, webhook_id, enabled, repeat_interval_seconds, send_resolved)
+VALUES ($1, $2, $3, $4,
+        $5, $6)
 ON CONFLICT (alert_type, webhook_id) DO UPDATE
-SET min_severity = EXCLUDED.min_severity, enabled = EXCLUDED.enabled
-RETURNING setting_id, alert_type, min_severity, webhook_id, enabled, created_at
+SET min_severity = EXCLUDED.min_severity, enabled = EXCLUDED.enabled,
+    repeat_interval_seconds = EXCLUDED.repeat_interval_seconds, send_resolved = EXCLUDED.send_resolved
+RETURNING setting_id, alert_type, min_severity, webhook_id, enabled, created_at, repeat_interval_seconds, send_resolved
 `
 
-func (q *Queries) UpsertRoute(ctx context.Context, alertType string, minSeverity string, webhookID int64, enabled bool) (Route, error) {
+type UpsertRouteParams struct {
+	AlertType             string `json:"alert_type"`
+	MinSeverity           string `json:"min_severity"`
+	WebhookID             int64  `json:"webhook_id"`
+	Enabled               bool   `json:"enabled"`
+	RepeatIntervalSeconds int32  `json:"repeat_interval_seconds"`
+	SendResolved          bool   `json:"send_resolved"`
+}
+
+func (q *Queries) UpsertRoute(ctx context.Context, arg UpsertRouteParams) (Route, error) {
 	row := q.db.QueryRow(ctx, upsertRoute,
-		alertType,
-		minSeverity,
-		webhookID,
-		enabled,
+		arg.AlertType,
+		arg.MinSeverity,
+		arg.WebhookID,
+		arg.Enabled,
+		arg.RepeatIntervalSeconds,
+		arg.SendResolved,
 	)
 	var i Route
 	err := row.Scan(
@@ -277,6 +349,8 @@ func (q *Queries) UpsertRoute(ctx context.Context, alertType string, minSeverity
 		&i.WebhookID,
 		&i.Enabled,
 		&i.CreatedAt,
+		&i.RepeatIntervalSeconds,
+		&i.SendResolved,
 	)
 	return i, err
 }

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pggit/pggit-monitor/gen"
 )
@@ -60,7 +61,9 @@ type DispatcherConfig struct {
 	Concurrency int
 	// Lease is how long a claimed batch belongs to this dispatcher; a batch
 	// whose lease expires (the dispatcher died) is taken over by another.
-	// Must exceed RequestTimeout. Defaults to 1m.
+	// The dispatcher extends it every Lease/3 while it works on a batch, and
+	// sends only when the request can end before the lease does. At least
+	// twice RequestTimeout. Defaults to 1m.
 	Lease time.Duration
 	// RequestTimeout bounds one delivery (HTTP request or SMTP session).
 	// Defaults to 10s.
@@ -140,8 +143,8 @@ func (c *DispatcherConfig) validate() (DispatcherConfig, error) {
 		return v, argError("Concurrency", "must be between 1 and 256, got %d", v.Concurrency)
 	case v.Lease < time.Second || v.Lease > time.Hour || v.Lease%time.Second != 0:
 		return v, argError("Lease", "must be whole seconds between 1s and 1h, got %s", v.Lease)
-	case v.RequestTimeout <= 0 || v.RequestTimeout >= v.Lease:
-		return v, argError("RequestTimeout", "must be positive and shorter than Lease (%s), got %s", v.Lease, v.RequestTimeout)
+	case v.RequestTimeout <= 0 || v.RequestTimeout > v.Lease/2:
+		return v, argError("RequestTimeout", "must be positive and at most half the Lease (%s), got %s", v.Lease, v.RequestTimeout)
 	case v.RetryBase <= 0 || v.RetryMax < v.RetryBase:
 		return v, argError("RetryBase", "must be positive and at most RetryMax, got %s and %s", v.RetryBase, v.RetryMax)
 	}
@@ -171,10 +174,14 @@ type Dispatcher struct {
 	running  bool
 	stopLoop context.CancelFunc // stops claiming
 	stopSend context.CancelFunc // abandons in-flight deliveries
+	stopKeeper func()          // stops extending leases, and waits
 	loopDone chan struct{}
 	inflight sync.WaitGroup
 	slots    chan struct{}
 	wake     chan struct{}
+
+	leaseMu sync.Mutex
+	leases  map[int64]*claimed // batches in flight, by id
 
 	sent, retried, dead, lost atomic.Uint64
 }
@@ -191,6 +198,7 @@ func (c *Client) NewDispatcher(cfg *DispatcherConfig) (*Dispatcher, error) {
 		logger: c.logger.With(slog.String("worker", v.Worker)),
 		slots:  make(chan struct{}, v.Concurrency),
 		wake:   make(chan struct{}, 1),
+		leases: make(map[int64]*claimed),
 	}, nil
 }
 
@@ -215,6 +223,16 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		defer close(listenDone)
 		d.listen(loopCtx)
 	}()
+	keeperCtx, stopKeeper := context.WithCancel(context.WithoutCancel(ctx))
+	keeperDone := make(chan struct{})
+	go func() {
+		defer close(keeperDone)
+		d.keepLeases(keeperCtx)
+	}()
+	d.stopKeeper = func() {
+		stopKeeper()
+		<-keeperDone
+	}
 	go func() {
 		defer close(d.loopDone)
 		d.loop(loopCtx, sendCtx)
@@ -245,10 +263,12 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	select {
 	case <-drained:
 		d.stopSend()
+		d.stopKeeper()
 		return nil
 	case <-ctx.Done():
 		d.stopSend()
 		<-drained
+		d.stopKeeper()
 		return ctx.Err()
 	}
 }
@@ -346,26 +366,112 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) (int, error) {
 		}
 		break
 	}
-	batches, err := d.client.queries.ClaimNotificationBatches(ctx, d.cfg.Worker, int32(free), int32(d.cfg.Lease/time.Second))
-	for i := len(batches); i < free; i++ {
+	claims, err := d.claim(ctx, free)
+	for i := len(claims); i < free; i++ {
 		<-d.slots // give back what was not used
 	}
 	if err != nil {
 		return 0, err
 	}
-	hooks := d.webhooks(ctx, batches)
-	for _, b := range batches {
+	for _, c := range claims {
 		d.inflight.Add(1)
 		go func() {
 			defer func() {
 				<-d.slots
 				d.inflight.Done()
 			}()
-			d.deliver(sendCtx, b, hooks[b.WebhookID])
+			d.deliver(sendCtx, c)
 		}()
 	}
-	return len(batches), nil
+	return len(claims), nil
 }
+
+// claimed is a batch this dispatcher holds, with the local time by which its
+// lease ends at the latest (taken before the claim or the extension was
+// asked for, so never later than the database's lease_until).
+type claimed struct {
+	b        gen.NotificationBatch
+	hook     webhookResult
+	deadline atomic.Int64 // unix nanoseconds
+}
+
+func (c *claimed) remaining() time.Duration {
+	return time.Until(time.Unix(0, c.deadline.Load()))
+}
+
+// claim claims up to n due batches, decrypts their webhooks and registers
+// them with the lease keeper.
+func (d *Dispatcher) claim(ctx context.Context, n int) ([]*claimed, error) {
+	asked := time.Now()
+	batches, err := d.client.queries.ClaimNotificationBatches(ctx, d.cfg.Worker, int32(n), int32(d.cfg.Lease/time.Second))
+	if err != nil {
+		return nil, mapError(err)
+	}
+	hooks := d.webhooks(ctx, batches)
+	out := make([]*claimed, len(batches))
+	d.leaseMu.Lock()
+	defer d.leaseMu.Unlock()
+	for i, b := range batches {
+		c := &claimed{b: b, hook: hooks[b.WebhookID]}
+		c.deadline.Store(asked.Add(d.cfg.Lease).UnixNano())
+		d.leases[b.BatchID] = c
+		out[i] = c
+	}
+	return out, nil
+}
+
+func (d *Dispatcher) forget(c *claimed) {
+	d.leaseMu.Lock()
+	delete(d.leases, c.b.BatchID)
+	d.leaseMu.Unlock()
+}
+
+// keepLeases extends the leases of the batches in flight every third of the
+// lease until ctx ends, so a slow send or a slow database does not let
+// another dispatcher take a batch over while this one still works on it. An
+// extension that fails leaves the deadline where it was: delivery then stops
+// at the old deadline (see deliver).
+func (d *Dispatcher) keepLeases(ctx context.Context) {
+	t := time.NewTicker(d.cfg.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.leaseMu.Lock()
+		ids := make([]int64, 0, len(d.leases))
+		for id := range d.leases {
+			ids = append(ids, id)
+		}
+		d.leaseMu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
+		asked := time.Now()
+		ectx, cancel := context.WithTimeout(ctx, d.cfg.Lease/3)
+		kept, err := d.client.queries.ExtendNotificationLeases(ectx, int32(d.cfg.Lease/time.Second), ids, d.cfg.Worker)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				d.logger.Warn("pggit: extending leases failed; in-flight batches keep their deadlines", slog.String("error", err.Error()))
+			}
+			continue
+		}
+		d.leaseMu.Lock()
+		for _, id := range kept {
+			if c, ok := d.leases[id]; ok {
+				c.deadline.Store(asked.Add(d.cfg.Lease).UnixNano())
+			}
+		}
+		d.leaseMu.Unlock()
+	}
+}
+
+// margin is the part of a lease kept free of work: clock drift between
+// steps, and the round trip of the completion.
+func (d *Dispatcher) margin() time.Duration { return d.cfg.Lease / 10 }
 
 // webhookResult is a decrypted webhook, or why it could not be had.
 type webhookResult struct {
@@ -385,31 +491,41 @@ func (d *Dispatcher) webhooks(ctx context.Context, batches []gen.NotificationBat
 	return out
 }
 
-// RunOnce makes one pass synchronously: it claims batches due now, delivers
-// them Concurrency at a time, records the outcomes, and returns how many it
-// handled. A pass claims no more than it can finish within its lease even if
-// every request times out (Concurrency x Lease/RequestTimeout), so another
-// dispatcher never takes over a batch that is merely waiting its turn. For
-// tools and tests that do not run a background dispatcher; a failed batch is
-// retried by a later pass.
+// RunOnce makes one pass synchronously: it claims batches due now,
+// Concurrency at a time (so a claimed batch never waits for a slot while its
+// lease runs), delivers them, records the outcomes, and returns how many it
+// handled. For tools and tests that do not run a background dispatcher; a
+// failed batch is retried by a later pass.
 func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
-	limit := min(d.cfg.Concurrency*int(d.cfg.Lease/d.cfg.RequestTimeout), 1000)
-	batches, err := d.client.queries.ClaimNotificationBatches(ctx, d.cfg.Worker, int32(limit), int32(d.cfg.Lease/time.Second))
-	if err != nil {
-		return 0, mapError(err)
+	kctx, stopKeeper := context.WithCancel(ctx)
+	defer stopKeeper()
+	go d.keepLeases(kctx)
+	total, handled := 0, map[int64]bool{}
+	for total < 1000 && ctx.Err() == nil {
+		claims, err := d.claim(ctx, d.cfg.Concurrency)
+		if err != nil {
+			return total, err
+		}
+		again := false
+		var wg sync.WaitGroup
+		for _, c := range claims {
+			if handled[c.b.BatchID] {
+				// Due again (a quick retry): that is the next pass's.
+				again = true
+				d.release(ctx, c, "already attempted in this pass")
+				d.forget(c)
+				continue
+			}
+			handled[c.b.BatchID] = true
+			total++
+			wg.Go(func() { d.deliver(ctx, c) })
+		}
+		wg.Wait()
+		if again || len(claims) < d.cfg.Concurrency {
+			break
+		}
 	}
-	hooks := d.webhooks(ctx, batches)
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, d.cfg.Concurrency)
-	for _, b := range batches {
-		slots <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			d.deliver(ctx, b, hooks[b.WebhookID])
-		})
-	}
-	wg.Wait()
-	return len(batches), nil
+	return total, nil
 }
 
 // attempt is the result of one delivery attempt.
@@ -421,9 +537,21 @@ type attempt struct {
 	retryAfter time.Duration // from a 429's Retry-After
 }
 
-func (d *Dispatcher) deliver(ctx context.Context, b gen.NotificationBatch, hook webhookResult) {
+// deliver formats, sends and records one claimed batch within its lease:
+// formatting gets what the lease leaves after a request and the margin; the
+// request starts only if it can end before the lease does (else the batch is
+// released, not sent); the outcome is recorded with retries until the lease
+// ends. So no other dispatcher can claim the batch while this one may still
+// send it, however slow the database or the receiver.
+func (d *Dispatcher) deliver(ctx context.Context, c *claimed) {
+	defer d.forget(c)
+	b := c.b
 	start := time.Now()
-	res := d.attempt(ctx, b, hook)
+	res, sent := d.attempt(ctx, c)
+	if !sent {
+		d.release(ctx, c, res.err)
+		return
+	}
 	latency := float64(time.Since(start).Microseconds()) / 1000
 
 	var retryAt *time.Time
@@ -437,9 +565,7 @@ func (d *Dispatcher) deliver(ctx context.Context, b gen.NotificationBatch, hook 
 	}
 	// Record even when the dispatcher is being stopped: the batch goes back to
 	// the queue for a retry instead of waiting for its lease to expire.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	ok, err := d.client.queries.CompleteNotificationBatch(cctx, gen.CompleteNotificationBatchParams{
+	ok, err := d.complete(context.WithoutCancel(ctx), c, gen.CompleteNotificationBatchParams{
 		BatchID: b.BatchID, Worker: d.cfg.Worker, Outcome: res.outcome,
 		HttpStatus: res.httpStatus, SmtpReply: res.smtpReply, LatencyMs: latency,
 		Error: errText, RetryAt: retryAt,
@@ -447,8 +573,8 @@ func (d *Dispatcher) deliver(ctx context.Context, b gen.NotificationBatch, hook 
 	if d.cfg.OnDelivery != nil && err == nil && ok {
 		ev := DeliveryEvent{BatchID: b.BatchID, WebhookID: b.WebhookID, Outcome: res.outcome, Alerts: int(b.ItemCount),
 			Attempt: int(b.Attempts), Latency: time.Duration(latency * float64(time.Millisecond))}
-		if hook.w != nil {
-			ev.WebhookType = hook.w.Type
+		if c.hook.w != nil {
+			ev.WebhookType = c.hook.w.Type
 		}
 		if res.outcome == "retry" && b.Attempts >= b.MaxAttempts {
 			ev.Outcome = "dead"
@@ -462,7 +588,7 @@ func (d *Dispatcher) deliver(ctx context.Context, b gen.NotificationBatch, hook 
 		slog.Int("attempt", int(b.Attempts)), slog.Int("alerts", int(b.ItemCount))}
 	switch {
 	case err != nil:
-		d.logger.Error("pggit: recording a delivery failed; the lease will expire and the batch be retried",
+		d.logger.Error("pggit: recording a delivery failed until the lease ended; the batch will be retried after it",
 			append(attrs, slog.String("error", err.Error()))...)
 	case !ok:
 		d.lost.Add(1)
@@ -475,6 +601,56 @@ func (d *Dispatcher) deliver(ctx context.Context, b gen.NotificationBatch, hook 
 	default:
 		d.retried.Add(1)
 		d.logger.Warn("pggit: delivery failed; will retry", append(attrs, slog.String("error", res.err), slog.Time("retry_at", *retryAt))...)
+	}
+}
+
+// complete records an outcome, retrying with backoff while the connection
+// fails (a database restart) until the lease ends. Recording is idempotent,
+// so a retry after a reply was lost is harmless.
+func (d *Dispatcher) complete(ctx context.Context, c *claimed, p gen.CompleteNotificationBatchParams) (bool, error) {
+	wait := 50 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, max(c.remaining(), time.Second))
+		ok, err := d.client.queries.CompleteNotificationBatch(cctx, p)
+		cancel()
+		if err == nil || !retryable(err) || c.remaining() < wait {
+			return ok, mapError(err)
+		}
+		d.logger.Warn("pggit: recording a delivery failed; retrying", slog.Int64("batch_id", p.BatchID), slog.String("error", err.Error()))
+		time.Sleep(wait)
+		wait = min(wait*2, 2*time.Second)
+	}
+}
+
+// retryable tells a failure of the connection (or a server shutting down)
+// from an error the database raised about the call itself.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", "57", "53", "40": // connection, operator intervention (shutdown), resources, serialization/deadlock
+			return true
+		}
+		return false
+	}
+	return !errors.Is(err, context.Canceled)
+}
+
+// release gives back a batch that was not sent, so it is due again at once
+// without counting an attempt.
+func (d *Dispatcher) release(ctx context.Context, c *claimed, why string) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(c.remaining(), time.Second))
+	defer cancel()
+	ok, err := d.client.queries.ReleaseNotificationBatch(rctx, c.b.BatchID, d.cfg.Worker)
+	attrs := []any{slog.Int64("batch_id", c.b.BatchID), slog.Int64("webhook_id", c.b.WebhookID), slog.String("reason", why)}
+	switch {
+	case err != nil:
+		d.logger.Warn("pggit: releasing an unsent batch failed; it is retried when its lease ends", append(attrs, slog.String("error", err.Error()))...)
+	case !ok:
+		d.lost.Add(1)
+		d.logger.Warn("pggit: lease lost before an unsent batch was released", attrs...)
+	default:
+		d.logger.Info("pggit: batch not sent within its lease; released for another attempt", attrs...)
 	}
 }
 
@@ -495,16 +671,18 @@ func (d *Dispatcher) backoff(attempt int, retryAfter time.Duration) time.Duratio
 	return delay
 }
 
-func (d *Dispatcher) attempt(ctx context.Context, b gen.NotificationBatch, hook webhookResult) attempt {
-	w, err := hook.w, hook.err
+// attempt formats and sends one claimed batch. sent is false when nothing
+// was sent because the lease would not last: the batch is then released.
+func (d *Dispatcher) attempt(ctx context.Context, c *claimed) (res attempt, sent bool) {
+	w, err := c.hook.w, c.hook.err
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return attempt{outcome: "dead", err: "webhook no longer exists"}
+			return attempt{outcome: "dead", err: "webhook no longer exists"}, true
 		}
-		return attempt{outcome: "retry", err: err.Error()}
+		return attempt{outcome: "retry", err: err.Error()}, true
 	}
 	if !w.Enabled {
-		return attempt{outcome: "dead", err: "webhook disabled"}
+		return attempt{outcome: "dead", err: "webhook disabled"}, true
 	}
 	format := w.Type
 	switch w.Type {
@@ -513,15 +691,27 @@ func (d *Dispatcher) attempt(ctx context.Context, b gen.NotificationBatch, hook 
 	case WebhookPagerDuty:
 		format = FormatPagerDuty // batches of one
 	}
-	msg, err := d.client.queries.FormatNotificationBatch(ctx, b.BatchID, format)
+	budget := c.remaining() - d.margin() - d.cfg.RequestTimeout
+	if budget <= 0 {
+		return attempt{err: "no time left in the lease to format"}, false
+	}
+	fctx, cancel := context.WithTimeout(ctx, budget)
+	msg, err := d.client.queries.FormatNotificationBatch(fctx, c.b.BatchID, format)
+	cancel()
 	if err != nil {
 		var argErr *ArgumentError
-		if errors.As(mapError(err), &argErr) && argErr.Argument == "p_alert_ids" {
-			return attempt{outcome: "dead", err: "batch holds no alert (alerts deleted): " + argErr.Message}
+		if errors.As(mapError(err), &argErr) && argErr.Argument == "p_batch_id" {
+			return attempt{outcome: "dead", err: "batch holds no alert (alerts deleted): " + argErr.Message}, true
 		}
-		return attempt{outcome: "retry", err: mapError(err).Error()}
+		if fctx.Err() != nil && ctx.Err() == nil {
+			return attempt{err: "formatting did not finish within the lease"}, false
+		}
+		return attempt{outcome: "retry", err: mapError(err).Error()}, true
 	}
-	return d.send(ctx, w, msg, fmt.Sprintf("pggit-batch-%d", b.BatchID))
+	if c.remaining()-d.margin() < d.cfg.RequestTimeout {
+		return attempt{err: "no time left in the lease to send"}, false
+	}
+	return d.send(ctx, w, msg, fmt.Sprintf("pggit-batch-%d", c.b.BatchID)), true
 }
 
 // send delivers a formatted message to w.
@@ -543,6 +733,8 @@ func (d *Dispatcher) send(ctx context.Context, w *Webhook, msg, dedup string) at
 		return d.post(ctx, w, payload, dedup)
 	case WebhookEmail:
 		return d.mail(ctx, w, msg, dedup)
+	case WebhookAlertmanager:
+		return d.post(ctx, w, []byte(msg), dedup)
 	}
 	return attempt{outcome: "dead", err: fmt.Sprintf("unknown webhook type %q", w.Type)}
 }
@@ -564,8 +756,11 @@ func withField(obj []byte, key, value string) ([]byte, error) {
 // fail at once. Errors never carry the URL or the secret.
 func (d *Dispatcher) post(ctx context.Context, w *Webhook, body []byte, dedup string) attempt {
 	target := w.Secret.Reveal() // the incoming-webhook URL
-	if w.Type == WebhookPagerDuty {
+	switch w.Type {
+	case WebhookPagerDuty:
 		target = d.cfg.PagerDutyURL // the secret is the routing key, in the body
+	case WebhookAlertmanager:
+		target = alertmanagerEndpoint(target)
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 	defer cancel()
@@ -602,6 +797,19 @@ func (d *Dispatcher) post(ctx context.Context, w *Webhook, body []byte, dedup st
 	}
 	res.err = redact(fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(truncateBytes(respBody, 200)))), w)
 	return res
+}
+
+// alertmanagerEndpoint is the API v2 alerts endpoint of an Alertmanager base
+// URL (which may already name it).
+func alertmanagerEndpoint(base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return base // post reports the bad URL
+	}
+	if !strings.HasSuffix(u.Path, "/api/v2/alerts") {
+		u.Path = strings.TrimSuffix(u.Path, "/") + "/api/v2/alerts"
+	}
+	return u.String()
 }
 
 // delivered is each channel's rule of success: Slack and Mattermost answer
@@ -807,6 +1015,10 @@ func (c *Client) TestWebhook(ctx context.Context, id int64, cfg *DispatcherConfi
 	case WebhookGeneric:
 		body, _ := json.Marshal(map[string]any{"source": "pggit-monitor", "test": true, "text": text, "dedup_key": dedup})
 		res = d.post(ctx, w, body, dedup)
+	case WebhookAlertmanager:
+		// An empty list: Alertmanager checks the request (URL,
+		// credentials, API version) and no alert fires anywhere.
+		res = d.post(ctx, w, []byte("[]"), dedup)
 	case WebhookPagerDuty:
 		for _, action := range []string{"trigger", "resolve"} {
 			ev := map[string]any{"routing_key": w.Secret.Reveal(), "event_action": action, "dedup_key": dedup}

@@ -174,14 +174,21 @@ func TestRoutingByTypeAndSeverity(t *testing.T) {
 	require.Len(t, q, 6)
 	require.Equal(t, queued{info, recalc.ID, "opened", "INFO", "pending"}, q[5])
 
-	// Snoozed alerts are recorded, never queued: not when they open, escalate or resolve.
+	// Snoozed alerts are held, not sent; resolved before anyone was told,
+	// their notifications are suppressed (the snooze acts like a silence).
 	_, err = n.c.SnoozeAlerts(n.ctx, monitor.SnoozeParams{OperationType: "quiet"})
 	require.NoError(t, err)
 	s := n.raise("quiet", "ANOMALY", "WARNING")
 	n.raise("quiet", "ANOMALY", "CRITICAL")
+	q = n.queue()
+	require.Equal(t, []queued{{s, all.ID, "opened", "WARNING", "held"}, {s, all.ID, "escalated", "CRITICAL", "held"}}, q[6:])
 	_, err = n.c.ResolveAlert(n.ctx, s, "bob", "")
 	require.NoError(t, err)
-	require.Len(t, n.queue(), 6)
+	q = n.queue()
+	require.Len(t, q, 8)
+	for _, it := range q[6:] {
+		require.Equal(t, "suppressed", it.Status)
+	}
 
 	// Bad routes are refused, naming the field.
 	for _, p := range []monitor.RouteParams{
@@ -265,7 +272,7 @@ func TestFormatAlertMessageGolden(t *testing.T) {
 	var argErr *monitor.ArgumentError
 	require.ErrorAs(t, err, &argErr)
 	require.Equal(t, "p_format", argErr.Argument)
-	require.Contains(t, argErr.Message, "one of json, slack, mattermost, text, pagerduty, email, got 'html'")
+	require.Contains(t, argErr.Message, "one of json, slack, mattermost, text, pagerduty, email, alertmanager, got 'html'")
 	_, err = n.c.FormatAlertMessage(n.ctx, 999999, "json")
 	require.ErrorIs(t, err, monitor.ErrNotFound)
 	_, err = n.c.FormatAlertMessage(n.ctx, 999999, "slack")

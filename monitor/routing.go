@@ -15,10 +15,29 @@ const (
 	FormatText       = "text"
 	FormatPagerDuty  = "pagerduty"
 	FormatEmail      = "email"
+	// FormatAlertmanager is Alertmanager's API v2 body: a JSON array of
+	// postable alerts (labels, annotations, startsAt, endsAt, generatorURL).
+	FormatAlertmanager = "alertmanager"
+)
+
+// Notification lifecycle defaults (Alertmanager's).
+const (
+	// DefaultRepeatInterval is how often an open, unacknowledged alert is
+	// sent again to a route's webhook.
+	DefaultRepeatInterval = 4 * time.Hour
+	// NoRepeat as RouteParams.RepeatInterval sends no reminders.
+	NoRepeat time.Duration = -1
+	// DefaultAlertmanagerResend is how often open alerts are posted again to
+	// an Alertmanager webhook, acknowledged or not, so that Alertmanager
+	// (resolve_timeout, 5m by default) does not end them.
+	DefaultAlertmanagerResend = 2 * time.Minute
 )
 
 // RouteParams route alerts to a webhook: alerts of Type (or All) with
-// MinSeverity or worse are queued for it when they open, escalate or resolve.
+// MinSeverity or worse are queued for it when they open, escalate or resolve,
+// and reminded while open. When several routes send one alert to one webhook,
+// the webhook gets one notification per event, the shortest RepeatInterval
+// applies, and the resolve is sent if any route sends resolved messages.
 type RouteParams struct {
 	WebhookID int64
 	// Type is an alert type or All. Defaults to All.
@@ -27,6 +46,14 @@ type RouteParams struct {
 	MinSeverity string
 	// Enabled defaults to true.
 	Enabled *bool
+	// RepeatInterval sends an alert again while it is open and not
+	// acknowledged, this long after it was last sent: whole minutes from 1m
+	// to 30 days. Defaults to DefaultRepeatInterval (4h); NoRepeat disables
+	// reminders.
+	RepeatInterval time.Duration
+	// SendResolved sends a message when an alert resolves (only to webhooks
+	// that were told it opened). Defaults to true.
+	SendResolved *bool
 }
 
 // Route is a stored routing rule.
@@ -36,7 +63,10 @@ type Route struct {
 	Type        string
 	MinSeverity string
 	Enabled     bool
-	CreatedAt   time.Time
+	// RepeatInterval is 0 when reminders are off.
+	RepeatInterval time.Duration
+	SendResolved   bool
+	CreatedAt      time.Time
 }
 
 // RouteAlerts stores (or updates, per webhook and type) a routing rule.
@@ -53,9 +83,22 @@ func (c *Client) RouteAlerts(ctx context.Context, p RouteParams) (*Route, error)
 	if !validSeverity(p.MinSeverity) {
 		return nil, argError("MinSeverity", "must be one of CRITICAL, WARNING, INFO, got %q", p.MinSeverity)
 	}
-	enabled := true
+	var repeat time.Duration
+	switch {
+	case p.RepeatInterval == 0:
+		repeat = DefaultRepeatInterval
+	case p.RepeatInterval == NoRepeat:
+	case p.RepeatInterval < time.Minute || p.RepeatInterval > 30*24*time.Hour || p.RepeatInterval%time.Second != 0:
+		return nil, argError("RepeatInterval", "must be whole seconds between 1m and 720h, or NoRepeat, got %s", p.RepeatInterval)
+	default:
+		repeat = p.RepeatInterval
+	}
+	enabled, sendResolved := true, true
 	if p.Enabled != nil {
 		enabled = *p.Enabled
+	}
+	if p.SendResolved != nil {
+		sendResolved = *p.SendResolved
 	}
 	if _, err := c.queries.GetWebhook(ctx, p.WebhookID); err != nil {
 		if mapped := mapError(err); mapped == ErrNotFound {
@@ -63,7 +106,10 @@ func (c *Client) RouteAlerts(ctx context.Context, p RouteParams) (*Route, error)
 		}
 		return nil, mapError(err)
 	}
-	row, err := c.queries.UpsertRoute(ctx, p.Type, p.MinSeverity, p.WebhookID, enabled)
+	row, err := c.queries.UpsertRoute(ctx, gen.UpsertRouteParams{
+		AlertType: p.Type, MinSeverity: p.MinSeverity, WebhookID: p.WebhookID, Enabled: enabled,
+		RepeatIntervalSeconds: int32(repeat / time.Second), SendResolved: sendResolved,
+	})
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -105,6 +151,11 @@ type BatchConfig struct {
 	Timeout time.Duration
 	// MaxAttempts before a batch is dead, 1..50.
 	MaxAttempts int
+	// Resend posts open alerts again this often, acknowledged or not,
+	// instead of the routes' RepeatInterval: 10s..24h, 0 for none. For
+	// alertmanager it is required and defaults to DefaultAlertmanagerResend
+	// (2m), shorter than Alertmanager's resolve_timeout.
+	Resend time.Duration
 }
 
 // SetBatchConfig changes the batching of one webhook type. It applies to
@@ -112,7 +163,7 @@ type BatchConfig struct {
 func (c *Client) SetBatchConfig(ctx context.Context, b BatchConfig) error {
 	switch {
 	case !validWebhookType(b.WebhookType):
-		return argError("WebhookType", "must be one of slack, mattermost, pagerduty, email, webhook, got %q", b.WebhookType)
+		return argError("WebhookType", "must be one of slack, mattermost, pagerduty, email, webhook, alertmanager, got %q", b.WebhookType)
 	case b.Size < 1 || b.Size > 100:
 		return argError("Size", "must be between 1 and 100, got %d", b.Size)
 	case b.WebhookType == WebhookPagerDuty && b.Size != 1:
@@ -121,8 +172,21 @@ func (c *Client) SetBatchConfig(ctx context.Context, b BatchConfig) error {
 		return argError("Timeout", "must be whole seconds between 0s and 1h, got %s", b.Timeout)
 	case b.MaxAttempts < 1 || b.MaxAttempts > 50:
 		return argError("MaxAttempts", "must be between 1 and 50, got %d", b.MaxAttempts)
+	case b.Resend != 0 && (b.Resend < 10*time.Second || b.Resend > 24*time.Hour || b.Resend%time.Second != 0):
+		return argError("Resend", "must be 0 or whole seconds between 10s and 24h, got %s", b.Resend)
 	}
-	_, err := c.queries.UpdateBatchConfig(ctx, int32(b.Size), int32(b.Timeout/time.Second), int32(b.MaxAttempts), b.WebhookType)
+	if b.WebhookType == WebhookAlertmanager && b.Resend == 0 {
+		b.Resend = DefaultAlertmanagerResend
+	}
+	var resend *int32
+	if b.Resend > 0 {
+		s := int32(b.Resend / time.Second)
+		resend = &s
+	}
+	_, err := c.queries.UpdateBatchConfig(ctx, gen.UpdateBatchConfigParams{
+		BatchSize: int32(b.Size), BatchTimeoutSeconds: int32(b.Timeout / time.Second), MaxAttempts: int32(b.MaxAttempts),
+		ResendSeconds: resend, WebhookType: b.WebhookType,
+	})
 	return mapError(err)
 }
 
@@ -156,12 +220,13 @@ func validSeverity(s string) bool {
 
 func validWebhookType(t string) bool {
 	switch t {
-	case WebhookSlack, WebhookMattermost, WebhookPagerDuty, WebhookEmail, WebhookGeneric:
+	case WebhookSlack, WebhookMattermost, WebhookPagerDuty, WebhookEmail, WebhookGeneric, WebhookAlertmanager:
 		return true
 	}
 	return false
 }
 
 func routeFromRow(r gen.Route) *Route {
-	return &Route{ID: r.SettingID, WebhookID: r.WebhookID, Type: r.AlertType, MinSeverity: r.MinSeverity, Enabled: r.Enabled, CreatedAt: r.CreatedAt}
+	return &Route{ID: r.SettingID, WebhookID: r.WebhookID, Type: r.AlertType, MinSeverity: r.MinSeverity, Enabled: r.Enabled,
+		RepeatInterval: time.Duration(r.RepeatIntervalSeconds) * time.Second, SendResolved: r.SendResolved, CreatedAt: r.CreatedAt}
 }

@@ -23,6 +23,10 @@ const (
 	WebhookPagerDuty  = "pagerduty"
 	WebhookEmail      = "email"
 	WebhookGeneric    = "webhook"
+	// WebhookAlertmanager posts to an Alertmanager's API v2; its secret is
+	// the Alertmanager base URL (http or https, credentials allowed), its
+	// channel the value of the service label (default pggit-monitor).
+	WebhookAlertmanager = "alertmanager"
 )
 
 // Secret is a webhook secret: a URL, a PagerDuty routing key or an SMTP URL
@@ -88,14 +92,14 @@ type Webhook struct {
 
 func (p *WebhookParams) validate() error {
 	if !validWebhookType(p.Type) {
-		return argError("Type", "must be one of slack, mattermost, pagerduty, email, webhook, got %q", p.Type)
+		return argError("Type", "must be one of slack, mattermost, pagerduty, email, webhook, alertmanager, got %q", p.Type)
 	}
 	if strings.TrimSpace(p.Name) == "" || len(p.Name) > 100 {
 		return argError("Name", "must be a non-empty name of at most 100 characters, got %q", truncate(p.Name, 40))
 	}
 	secret := p.Secret.Reveal()
 	switch p.Type {
-	case WebhookSlack, WebhookMattermost, WebhookGeneric:
+	case WebhookSlack, WebhookMattermost, WebhookGeneric, WebhookAlertmanager:
 		u, err := url.Parse(secret)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			// Never echo the secret: say what is wrong, not what was given.
