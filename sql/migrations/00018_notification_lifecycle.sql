@@ -707,7 +707,7 @@ DECLARE
     v_alert pggit.performance_alerts;
     v_snz   pggit.alert_snooze;
     v_f     jsonb;
-    v_facts jsonb[] := '{}';
+    v_facts jsonb[] := '{}'::jsonb[];
     v_svc   text;
 BEGIN
     PERFORM pggit.check_id(p_batch_id, 'p_batch_id');
