@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"net/url"
 	"time"
 
 	"github.com/pggit/pggit-monitor/gen"
@@ -212,6 +213,19 @@ func (c *Client) SetRunbookBaseURL(ctx context.Context, base string) error {
 		return argError("base", "must be a non-empty URL")
 	}
 	return mapError(c.queries.SetMonitorSetting(ctx, "runbook_base_url", base))
+}
+
+// SetConsoleBaseURL sets the web console's address as users reach it:
+// Alertmanager alerts then link to <base>/alerts/<id> (generatorURL). Empty
+// unsets it.
+func (c *Client) SetConsoleBaseURL(ctx context.Context, base string) error {
+	if base != "" {
+		u, err := url.Parse(base)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return argError("base", "must be an http or https URL with a host, or empty, got %q", truncate(base, 60))
+		}
+	}
+	return mapError(c.queries.SetMonitorSetting(ctx, "console_base_url", base))
 }
 
 func validSeverity(s string) bool {
