@@ -120,14 +120,41 @@ func (p *WebhookParams) validate() error {
 	return nil
 }
 
-// secretAAD binds a ciphertext to its webhook row.
-func secretAAD(id int64, typ string) []byte {
-	return fmt.Appendf(nil, "pggit-monitor webhook secret v1|%d|%s", id, typ)
+// Versions of a secret's associated data (column secret_aad_version).
+const (
+	// secretAADv1 binds webhook_id and webhook_type: rows sealed before
+	// migration 00019. They still decrypt; RotateWebhookKeys moves them to v2.
+	secretAADv1 = 1
+	// secretAADv2 binds every field that decides where a message goes:
+	// webhook_id, webhook_type, name and channel.
+	secretAADv2 = 2
+)
+
+// secretAAD is the associated data that binds a ciphertext to its webhook
+// row, in the given version. Version 2 length-prefixes its text fields, so no
+// two rows share associated data. A row sealed under one version does not
+// open under another: changing the version column, like changing a bound
+// field, makes decryption fail.
+func secretAAD(version int16, id int64, typ, name, channel string) ([]byte, error) {
+	switch version {
+	case secretAADv1:
+		return fmt.Appendf(nil, "pggit-monitor webhook secret v1|%d|%s", id, typ), nil
+	case secretAADv2:
+		return fmt.Appendf(nil, "pggit-monitor webhook secret v2|%d|%d:%s|%d:%s|%d:%s",
+			id, len(typ), typ, len(name), name, len(channel), channel), nil
+	}
+	return nil, fmt.Errorf("%w: unknown secret_aad_version %d", ErrSecretTampered, version)
+}
+
+// rowAAD is the associated data a stored row was sealed with.
+func rowAAD(r gen.WebhookRow) ([]byte, error) {
+	return secretAAD(r.SecretAadVersion, r.WebhookID, r.WebhookType, r.Name, deref(r.Channel))
 }
 
 // StoreWebhook creates the webhook of (Type, Name), or replaces its channel,
 // secret and enabled flag, and returns it without the secret. The secret is
-// encrypted with the newest key of the key ring, bound to the row.
+// encrypted with the newest key of the key ring, bound to the row's id, type,
+// name and channel.
 func (c *Client) StoreWebhook(ctx context.Context, p WebhookParams) (*Webhook, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
@@ -140,19 +167,19 @@ func (c *Client) StoreWebhook(ctx context.Context, p WebhookParams) (*Webhook, e
 		enabled = *p.Enabled
 	}
 	for attempt := 0; ; attempt++ {
-		row, err := c.storeWebhookOnce(ctx, p, enabled)
+		w, err := c.storeWebhookOnce(ctx, p, enabled)
 		var pgErr *pgconn.PgError
 		if attempt == 0 && errors.As(err, &pgErr) && pgErr.Code == "23505" {
 			continue // created concurrently under the same name: update it instead
 		}
 		if err != nil {
-			return nil, err
+			return nil, mapError(err)
 		}
-		return webhookFromRow(row), nil
+		return w, nil
 	}
 }
 
-func (c *Client) storeWebhookOnce(ctx context.Context, p WebhookParams, enabled bool) (gen.WebhookRow, error) {
+func (c *Client) storeWebhookOnce(ctx context.Context, p WebhookParams, enabled bool) (*Webhook, error) {
 	var out gen.WebhookRow
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		q := c.queries.WithTx(tx)
@@ -167,27 +194,34 @@ func (c *Client) storeWebhookOnce(ctx context.Context, p WebhookParams, enabled 
 				return err
 			}
 		}
-		ct, nonce, keyID, err := c.keys.seal([]byte(p.Secret.Reveal()), secretAAD(id, p.Type))
+		aad, err := secretAAD(secretAADv2, id, p.Type, p.Name, p.Channel)
+		if err != nil {
+			return err
+		}
+		ct, nonce, keyID, err := c.keys.seal([]byte(p.Secret.Reveal()), aad)
 		if err != nil {
 			return err
 		}
 		if exists {
 			out, err = q.UpdateWebhook(ctx, gen.UpdateWebhookParams{
 				WebhookID: id, Channel: nonEmpty(p.Channel), Enabled: enabled,
-				SecretCiphertext: ct, SecretNonce: nonce, KeyID: keyID,
+				SecretCiphertext: ct, SecretNonce: nonce, KeyID: keyID, SecretAadVersion: secretAADv2,
 			})
 		} else {
 			out, err = q.InsertWebhook(ctx, gen.InsertWebhookParams{
 				WebhookID: id, WebhookType: p.Type, Name: p.Name, Channel: nonEmpty(p.Channel), Enabled: enabled,
-				SecretCiphertext: ct, SecretNonce: nonce, KeyID: keyID,
+				SecretCiphertext: ct, SecretNonce: nonce, KeyID: keyID, SecretAadVersion: secretAADv2,
 			})
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return nil
 	})
 	if err != nil {
-		return out, mapError(err)
+		return nil, err
 	}
-	return out, nil
+	return webhookFromRow(out), nil
 }
 
 // Webhook returns a webhook with its secret decrypted, for delivery. It fails
@@ -211,7 +245,11 @@ func (c *Client) decrypt(row gen.WebhookRow) (string, error) {
 	if c.keys == nil {
 		return "", ErrNoKeyRing
 	}
-	pt, err := c.keys.open(row.SecretCiphertext, row.SecretNonce, row.KeyID, secretAAD(row.WebhookID, row.WebhookType))
+	aad, err := rowAAD(row)
+	if err != nil {
+		return "", err
+	}
+	pt, err := c.keys.open(row.SecretCiphertext, row.SecretNonce, row.KeyID, aad)
 	if err != nil {
 		return "", err
 	}
@@ -232,9 +270,11 @@ func (c *Client) ListWebhooks(ctx context.Context) ([]*Webhook, error) {
 }
 
 // RotateWebhookKeys re-encrypts every webhook secret with the newest key of
-// the key ring, in one transaction: either every row moves to the newest key
-// or none does. It returns how many rows were re-encrypted. A secret that
-// cannot be decrypted (unknown key, tampered row) aborts the rotation.
+// the key ring and the newest associated data (version 2, binding id, type,
+// name and channel), in one transaction: either every row moves or none does.
+// Rows already on the newest key are re-encrypted too, so version-1 rows are
+// upgraded. It returns how many rows were re-encrypted. A secret that cannot
+// be decrypted (unknown key, tampered row) aborts the rotation.
 func (c *Client) RotateWebhookKeys(ctx context.Context) (int, error) {
 	if c.keys == nil {
 		return 0, ErrNoKeyRing
@@ -251,11 +291,17 @@ func (c *Client) RotateWebhookKeys(ctx context.Context) (int, error) {
 			if err != nil {
 				return fmt.Errorf("webhook %d (%s %q): %w", r.WebhookID, r.WebhookType, r.Name, err)
 			}
-			ct, nonce, keyID, err := c.keys.seal([]byte(secret), secretAAD(r.WebhookID, r.WebhookType))
+			aad, err := secretAAD(secretAADv2, r.WebhookID, r.WebhookType, r.Name, deref(r.Channel))
 			if err != nil {
 				return err
 			}
-			if err := q.SetWebhookSecret(ctx, ct, nonce, keyID, r.WebhookID); err != nil {
+			ct, nonce, keyID, err := c.keys.seal([]byte(secret), aad)
+			if err != nil {
+				return err
+			}
+			if err := q.SetWebhookSecret(ctx, gen.SetWebhookSecretParams{
+				SecretCiphertext: ct, SecretNonce: nonce, KeyID: keyID, SecretAadVersion: secretAADv2, WebhookID: r.WebhookID,
+			}); err != nil {
 				return err
 			}
 			n++

@@ -226,9 +226,9 @@ func TestWebhookBadInputsNeverEchoSecrets(t *testing.T) {
 
 func TestParseKeyRing(t *testing.T) {
 	t.Parallel()
-	good := base64.StdEncoding.EncodeToString(make([]byte, 32))
-	short := base64.StdEncoding.EncodeToString(make([]byte, 16))
-	ring, err := monitor.ParseKeyRing("# keys\nold:" + good + "\n\nnew:" + base64.RawURLEncoding.EncodeToString(make([]byte, 32)) + "\n")
+	good := base64.StdEncoding.EncodeToString(newKey(t))
+	short := base64.StdEncoding.EncodeToString(newKey(t)[:16])
+	ring, err := monitor.ParseKeyRing("# keys\nold:" + good + "\n\nnew:" + base64.RawURLEncoding.EncodeToString(newKey(t)) + "\n")
 	require.NoError(t, err)
 	require.Equal(t, "new", ring.NewestKeyID())
 	for spec, want := range map[string]string{
@@ -246,7 +246,7 @@ func TestParseKeyRing(t *testing.T) {
 }
 
 func TestLoadKeyRingFromEnvironment(t *testing.T) {
-	good := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	good := base64.StdEncoding.EncodeToString(newKey(t))
 	t.Setenv(monitor.EnvWebhookKeys, "")
 	t.Setenv(monitor.EnvWebhookKeysFile, "")
 	r, err := monitor.LoadKeyRing()
