@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/mail"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,6 +68,11 @@ type WebhookParams struct {
 	Secret Secret
 	// Enabled defaults to true.
 	Enabled *bool
+	// Routes are stored with the webhook, in the same transaction, as
+	// RouteAlerts stores them: if the webhook or any route is refused,
+	// nothing is stored. Leave their WebhookID zero: they route to this
+	// webhook.
+	Routes []RouteParams
 }
 
 // Webhook is a stored notification channel. Secret is set only by
@@ -84,6 +90,9 @@ type Webhook struct {
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	Secret       Secret
+	// Routes are the routes StoreWebhook stored with the webhook
+	// (WebhookParams.Routes); empty elsewhere (see ListRoutes).
+	Routes []*Route
 }
 
 func (p *WebhookParams) validate() error {
@@ -115,6 +124,26 @@ func (p *WebhookParams) validate() error {
 		}
 		if _, err := mail.ParseAddressList(p.Channel); err != nil {
 			return argError("Channel", "must list the email recipients, comma-separated, got %q", truncate(p.Channel, 60))
+		}
+	}
+	p.Routes = slices.Clone(p.Routes) // defaults are filled in below, not in the caller's slice
+	for i := range p.Routes {
+		r := &p.Routes[i]
+		arg := fmt.Sprintf("Routes[%d].", i)
+		if r.WebhookID != 0 {
+			return argError(arg+"WebhookID", "must be left zero: the route goes to the webhook being stored, got %d", r.WebhookID)
+		}
+		if r.Type == "" {
+			r.Type = All
+		}
+		if r.MinSeverity == "" {
+			r.MinSeverity = SeverityWarning
+		}
+		if r.Type != All && !validAlertType(r.Type) {
+			return argError(arg+"Type", "must be one of ALL, THRESHOLD_EXCEEDED, ANOMALY, DEGRADATION, CORRELATION, BASELINE_RECALC_ERROR, got %q", r.Type)
+		}
+		if !validSeverity(r.MinSeverity) {
+			return argError(arg+"MinSeverity", "must be one of CRITICAL, WARNING, INFO, got %q", r.MinSeverity)
 		}
 	}
 	return nil
@@ -152,9 +181,9 @@ func rowAAD(r gen.WebhookRow) ([]byte, error) {
 }
 
 // StoreWebhook creates the webhook of (Type, Name), or replaces its channel,
-// secret and enabled flag, and returns it without the secret. The secret is
-// encrypted with the newest key of the key ring, bound to the row's id, type,
-// name and channel.
+// secret and enabled flag, stores its Routes, and returns it without the
+// secret, all in one transaction. The secret is encrypted with the newest key
+// of the key ring, bound to the row's id, type, name and channel.
 func (c *Client) StoreWebhook(ctx context.Context, p WebhookParams) (*Webhook, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
@@ -181,6 +210,7 @@ func (c *Client) StoreWebhook(ctx context.Context, p WebhookParams) (*Webhook, e
 
 func (c *Client) storeWebhookOnce(ctx context.Context, p WebhookParams, enabled bool) (*Webhook, error) {
 	var out gen.WebhookRow
+	var routes []*Route
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		q := c.queries.WithTx(tx)
 		existing, err := q.LockWebhookByName(ctx, p.Type, p.Name)
@@ -216,12 +246,25 @@ func (c *Client) storeWebhookOnce(ctx context.Context, p WebhookParams, enabled 
 		if err != nil {
 			return err
 		}
+		for _, r := range p.Routes { // validated, defaults filled in
+			enabled := true
+			if r.Enabled != nil {
+				enabled = *r.Enabled
+			}
+			row, err := q.UpsertRoute(ctx, r.Type, r.MinSeverity, id, enabled)
+			if err != nil {
+				return err
+			}
+			routes = append(routes, routeFromRow(row))
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return webhookFromRow(out), nil
+	w := webhookFromRow(out)
+	w.Routes = routes
+	return w, nil
 }
 
 // Webhook returns a webhook with its secret decrypted, for delivery. It fails
