@@ -562,4 +562,6 @@ type WebhookRow struct {
 	TestError        *string    `json:"test_error"`
 	CreatedAt        time.Time  `json:"created_at"`
 	UpdatedAt        time.Time  `json:"updated_at"`
+	// Associated data of the secret: 1 = webhook_id and webhook_type, 2 = also name and channel
+	SecretAadVersion int16 `json:"secret_aad_version"`
 }

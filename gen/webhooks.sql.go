@@ -21,7 +21,7 @@ func (q *Queries) GetMonitorSetting(ctx context.Context, settingName string) (st
 }
 
 const getWebhook = `-- name: GetWebhook :one
-SELECT webhook_id, webhook_type, name, channel, enabled, secret_ciphertext, secret_nonce, key_id, last_tested_at, test_status, test_error, created_at, updated_at FROM pggit.alert_notification_webhooks WHERE webhook_id = $1
+SELECT webhook_id, webhook_type, name, channel, enabled, secret_ciphertext, secret_nonce, key_id, last_tested_at, test_status, test_error, created_at, updated_at, secret_aad_version FROM pggit.alert_notification_webhooks WHERE webhook_id = $1
 `
 
 func (q *Queries) GetWebhook(ctx context.Context, webhookID int64) (WebhookRow, error) {
@@ -41,17 +41,19 @@ func (q *Queries) GetWebhook(ctx context.Context, webhookID int64) (WebhookRow, 
 		&i.TestError,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.SecretAadVersion,
 	)
 	return i, err
 }
 
 const insertWebhook = `-- name: InsertWebhook :one
 INSERT INTO pggit.alert_notification_webhooks
-    (webhook_id, webhook_type, name, channel, enabled, secret_ciphertext, secret_nonce, key_id)
+    (webhook_id, webhook_type, name, channel, enabled, secret_ciphertext, secret_nonce, key_id, secret_aad_version)
 VALUES
     ($1, $2, $3, $4,
-     $5, $6, $7, $8)
-RETURNING webhook_id, webhook_type, name, channel, enabled, secret_ciphertext, secret_nonce, key_id, last_tested_at, test_status, test_error, created_at, updated_at
+     $5, $6, $7, $8,
+     $9)
+RETURNING webhook_id, webhook_type, name, channel, enabled, secret_ciphertext, secret_nonce, key_id, last_tested_at, test_status, test_error, created_at, updated_at, secret_aad_version
 `
 
 type InsertWebhookParams struct {
@@ -63,6 +65,7 @@ type InsertWebhookParams struct {
 	SecretCiphertext []byte  `json:"secret_ciphertext"`
 	SecretNonce      []byte  `json:"secret_nonce"`
 	KeyID            string  `json:"key_id"`
+	SecretAadVersion int16   `json:"secret_aad_version"`
 }
 
 func (q *Queries) InsertWebhook(ctx context.Context, arg InsertWebhookParams) (WebhookRow, error) {
@@ -75,6 +78,7 @@ func (q *Queries) InsertWebhook(ctx context.Context, arg InsertWebhookParams) (W
 		arg.SecretCiphertext,
 		arg.SecretNonce,
 		arg.KeyID,
+		arg.SecretAadVersion,
 	)
 	var i WebhookRow
 	err := row.Scan(
@@ -91,12 +95,13 @@ func (q *Queries) InsertWebhook(ctx context.Context, arg InsertWebhookParams) (W
 		&i.TestError,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.SecretAadVersion,
 	)
 	return i, err
 }
 
 const listWebhooks = `-- name: ListWebhooks :many
-SELECT webhook_id, webhook_type, name, channel, enabled, secret_ciphertext, secret_nonce, key_id, last_tested_at, test_status, test_error, created_at, updated_at FROM pggit.alert_notification_webhooks ORDER BY webhook_type, name
+SELECT webhook_id, webhook_type, name, channel, enabled, secret_ciphertext, secret_nonce, key_id, last_tested_at, test_status, test_error, created_at, updated_at, secret_aad_version FROM pggit.alert_notification_webhooks ORDER BY webhook_type, name
 `
 
 func (q *Queries) ListWebhooks(ctx context.Context) ([]WebhookRow, error) {
@@ -122,6 +127,7 @@ func (q *Queries) ListWebhooks(ctx context.Context) ([]WebhookRow, error) {
 			&i.TestError,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.SecretAadVersion,
 		); err != nil {
 			return nil, err
 		}
@@ -134,7 +140,7 @@ func (q *Queries) ListWebhooks(ctx context.Context) ([]WebhookRow, error) {
 }
 
 const lockAllWebhooks = `-- name: LockAllWebhooks :many
-SELECT webhook_id, webhook_type, name, channel, enabled, secret_ciphertext, secret_nonce, key_id, last_tested_at, test_status, test_error, created_at, updated_at FROM pggit.alert_notification_webhooks ORDER BY webhook_id FOR UPDATE
+SELECT webhook_id, webhook_type, name, channel, enabled, secret_ciphertext, secret_nonce, key_id, last_tested_at, test_status, test_error, created_at, updated_at, secret_aad_version FROM pggit.alert_notification_webhooks ORDER BY webhook_id FOR UPDATE
 `
 
 func (q *Queries) LockAllWebhooks(ctx context.Context) ([]WebhookRow, error) {
@@ -160,6 +166,7 @@ func (q *Queries) LockAllWebhooks(ctx context.Context) ([]WebhookRow, error) {
 			&i.TestError,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.SecretAadVersion,
 		); err != nil {
 			return nil, err
 		}
@@ -172,7 +179,7 @@ func (q *Queries) LockAllWebhooks(ctx context.Context) ([]WebhookRow, error) {
 }
 
 const lockWebhookByName = `-- name: LockWebhookByName :one
-SELECT webhook_id, webhook_type, name, channel, enabled, secret_ciphertext, secret_nonce, key_id, last_tested_at, test_status, test_error, created_at, updated_at FROM pggit.alert_notification_webhooks
+SELECT webhook_id, webhook_type, name, channel, enabled, secret_ciphertext, secret_nonce, key_id, last_tested_at, test_status, test_error, created_at, updated_at, secret_aad_version FROM pggit.alert_notification_webhooks
 WHERE webhook_type = $1 AND name = $2
 FOR UPDATE
 `
@@ -194,6 +201,7 @@ func (q *Queries) LockWebhookByName(ctx context.Context, webhookType string, nam
 		&i.TestError,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.SecretAadVersion,
 	)
 	return i, err
 }
@@ -215,7 +223,7 @@ SET last_tested_at = clock_timestamp(),
     test_status    = $1,
     test_error     = $2
 WHERE webhook_id = $3
-RETURNING webhook_id, webhook_type, name, channel, enabled, secret_ciphertext, secret_nonce, key_id, last_tested_at, test_status, test_error, created_at, updated_at
+RETURNING webhook_id, webhook_type, name, channel, enabled, secret_ciphertext, secret_nonce, key_id, last_tested_at, test_status, test_error, created_at, updated_at, secret_aad_version
 `
 
 func (q *Queries) RecordWebhookTest(ctx context.Context, testStatus string, testError *string, webhookID int64) (WebhookRow, error) {
@@ -235,6 +243,7 @@ func (q *Queries) RecordWebhookTest(ctx context.Context, testStatus string, test
 		&i.TestError,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.SecretAadVersion,
 	)
 	return i, err
 }
@@ -252,36 +261,48 @@ func (q *Queries) SetMonitorSetting(ctx context.Context, settingName string, set
 
 const setWebhookSecret = `-- name: SetWebhookSecret :exec
 UPDATE pggit.alert_notification_webhooks
-SET secret_ciphertext = $1,
-    secret_nonce      = $2,
-    key_id            = $3,
-    updated_at        = now()
-WHERE webhook_id = $4
+SET secret_ciphertext  = $1,
+    secret_nonce       = $2,
+    key_id             = $3,
+    secret_aad_version = $4,
+    updated_at         = now()
+WHERE webhook_id = $5
 `
 
-func (q *Queries) SetWebhookSecret(ctx context.Context, secretCiphertext []byte, secretNonce []byte, keyID string, webhookID int64) error {
+type SetWebhookSecretParams struct {
+	SecretCiphertext []byte `json:"secret_ciphertext"`
+	SecretNonce      []byte `json:"secret_nonce"`
+	KeyID            string `json:"key_id"`
+	SecretAadVersion int16  `json:"secret_aad_version"`
+	WebhookID        int64  `json:"webhook_id"`
+}
+
+// Re-encryption (key rotation): same plaintext, new key or associated data.
+func (q *Queries) SetWebhookSecret(ctx context.Context, arg SetWebhookSecretParams) error {
 	_, err := q.db.Exec(ctx, setWebhookSecret,
-		secretCiphertext,
-		secretNonce,
-		keyID,
-		webhookID,
+		arg.SecretCiphertext,
+		arg.SecretNonce,
+		arg.KeyID,
+		arg.SecretAadVersion,
+		arg.WebhookID,
 	)
 	return err
 }
 
 const updateWebhook = `-- name: UpdateWebhook :one
 UPDATE pggit.alert_notification_webhooks
-SET channel           = $1,
-    enabled           = $2,
-    secret_ciphertext = $3,
-    secret_nonce      = $4,
-    key_id            = $5,
-    test_status       = 'untested',
-    test_error        = NULL,
-    last_tested_at    = NULL,
-    updated_at        = now()
-WHERE webhook_id = $6
-RETURNING webhook_id, webhook_type, name, channel, enabled, secret_ciphertext, secret_nonce, key_id, last_tested_at, test_status, test_error, created_at, updated_at
+SET channel            = $1,
+    enabled            = $2,
+    secret_ciphertext  = $3,
+    secret_nonce       = $4,
+    key_id             = $5,
+    secret_aad_version = $6,
+    test_status        = 'untested',
+    test_error         = NULL,
+    last_tested_at     = NULL,
+    updated_at         = now()
+WHERE webhook_id = $7
+RETURNING webhook_id, webhook_type, name, channel, enabled, secret_ciphertext, secret_nonce, key_id, last_tested_at, test_status, test_error, created_at, updated_at, secret_aad_version
 `
 
 type UpdateWebhookParams struct {
@@ -290,6 +311,7 @@ type UpdateWebhookParams struct {
 	SecretCiphertext []byte  `json:"secret_ciphertext"`
 	SecretNonce      []byte  `json:"secret_nonce"`
 	KeyID            string  `json:"key_id"`
+	SecretAadVersion int16   `json:"secret_aad_version"`
 	WebhookID        int64   `json:"webhook_id"`
 }
 
@@ -301,6 +323,7 @@ func (q *Queries) UpdateWebhook(ctx context.Context, arg UpdateWebhookParams) (W
 		arg.SecretCiphertext,
 		arg.SecretNonce,
 		arg.KeyID,
+		arg.SecretAadVersion,
 		arg.WebhookID,
 	)
 	var i WebhookRow
@@ -318,6 +341,7 @@ func (q *Queries) UpdateWebhook(ctx context.Context, arg UpdateWebhookParams) (W
 		&i.TestError,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.SecretAadVersion,
 	)
 	return i, err
 }

@@ -30,9 +30,10 @@ var (
 	// key ring does not hold.
 	ErrUnknownKey = errors.New("pggit: webhook secret encrypted with a key not in the key ring")
 	// ErrSecretTampered is returned when a secret does not authenticate: a
-	// wrong key under the right id, a modified ciphertext, or a ciphertext
-	// moved from another webhook.
-	ErrSecretTampered = errors.New("pggit: webhook secret failed authentication (wrong key, tampered, or moved from another row)")
+	// wrong key under the right id, a modified ciphertext, a ciphertext moved
+	// from another webhook, or a row whose bound fields (type, name, channel,
+	// secret_aad_version) were changed outside this package.
+	ErrSecretTampered = errors.New("pggit: webhook secret does not match its row (wrong key, modified ciphertext, or the row's type, name or channel changed outside the API); store the webhook again to re-seal it")
 )
 
 // KeyRing holds the AES-256 keys that encrypt webhook secrets at rest. Keys
@@ -45,7 +46,9 @@ type KeyRing struct {
 }
 
 // NewKeyRing builds a key ring from ids and 32-byte keys; newest names the key
-// used for new encryptions.
+// used for new encryptions. A key of another length, or of zero bytes only (a
+// placeholder, not a key), is refused with an error that names its id, never
+// the key.
 func NewKeyRing(keys map[string][]byte, newest string) (*KeyRing, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("pggit: key ring needs at least one key")
@@ -57,6 +60,9 @@ func NewKeyRing(keys map[string][]byte, newest string) (*KeyRing, error) {
 		}
 		if len(key) != 32 {
 			return nil, fmt.Errorf("pggit: key %q must be 32 bytes (AES-256), got %d", id, len(key))
+		}
+		if allZero(key) {
+			return nil, fmt.Errorf("pggit: key %q is all zero bytes; make a random one with: head -c 32 /dev/urandom | base64", id)
 		}
 		block, err := aes.NewCipher(key)
 		if err != nil {
@@ -76,7 +82,7 @@ func NewKeyRing(keys map[string][]byte, newest string) (*KeyRing, error) {
 
 // ParseKeyRing parses "id:base64key" entries separated by commas or
 // newlines (blank lines and # comments ignored); the last entry is the newest.
-// Keys are standard or URL-safe base64 of 32 bytes.
+// Keys are standard or URL-safe base64 of 32 bytes, not all zero.
 func ParseKeyRing(spec string) (*KeyRing, error) {
 	keys := map[string][]byte{}
 	var newest string
@@ -104,6 +110,14 @@ func ParseKeyRing(spec string) (*KeyRing, error) {
 		newest = id
 	}
 	return NewKeyRing(keys, newest)
+}
+
+func allZero(b []byte) bool {
+	var or byte
+	for _, c := range b {
+		or |= c
+	}
+	return or == 0
 }
 
 func decodeKey(s string) ([]byte, error) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/mail"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,6 +72,11 @@ type WebhookParams struct {
 	Secret Secret
 	// Enabled defaults to true.
 	Enabled *bool
+	// Routes are stored with the webhook, in the same transaction, as
+	// RouteAlerts stores them: if the webhook or any route is refused,
+	// nothing is stored. Leave their WebhookID zero: they route to this
+	// webhook.
+	Routes []RouteParams
 }
 
 // Webhook is a stored notification channel. Secret is set only by
@@ -88,6 +94,9 @@ type Webhook struct {
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	Secret       Secret
+	// Routes are the routes StoreWebhook stored with the webhook
+	// (WebhookParams.Routes); empty elsewhere (see ListRoutes).
+	Routes []*Route
 }
 
 func (p *WebhookParams) validate() error {
@@ -121,17 +130,64 @@ func (p *WebhookParams) validate() error {
 			return argError("Channel", "must list the email recipients, comma-separated, got %q", truncate(p.Channel, 60))
 		}
 	}
+	p.Routes = slices.Clone(p.Routes) // defaults are filled in below, not in the caller's slice
+	for i := range p.Routes {
+		r := &p.Routes[i]
+		arg := fmt.Sprintf("Routes[%d].", i)
+		if r.WebhookID != 0 {
+			return argError(arg+"WebhookID", "must be left zero: the route goes to the webhook being stored, got %d", r.WebhookID)
+		}
+		if r.Type == "" {
+			r.Type = All
+		}
+		if r.MinSeverity == "" {
+			r.MinSeverity = SeverityWarning
+		}
+		if r.Type != All && !validAlertType(r.Type) {
+			return argError(arg+"Type", "must be one of ALL, THRESHOLD_EXCEEDED, ANOMALY, DEGRADATION, CORRELATION, BASELINE_RECALC_ERROR, got %q", r.Type)
+		}
+		if !validSeverity(r.MinSeverity) {
+			return argError(arg+"MinSeverity", "must be one of CRITICAL, WARNING, INFO, got %q", r.MinSeverity)
+		}
+	}
 	return nil
 }
 
-// secretAAD binds a ciphertext to its webhook row.
-func secretAAD(id int64, typ string) []byte {
-	return fmt.Appendf(nil, "pggit-monitor webhook secret v1|%d|%s", id, typ)
+// Versions of a secret's associated data (column secret_aad_version).
+const (
+	// secretAADv1 binds webhook_id and webhook_type: rows sealed before
+	// migration 00019. They still decrypt; RotateWebhookKeys moves them to v2.
+	secretAADv1 = 1
+	// secretAADv2 binds every field that decides where a message goes:
+	// webhook_id, webhook_type, name and channel.
+	secretAADv2 = 2
+)
+
+// secretAAD is the associated data that binds a ciphertext to its webhook
+// row, in the given version. Version 2 length-prefixes its text fields, so no
+// two rows share associated data. A row sealed under one version does not
+// open under another: changing the version column, like changing a bound
+// field, makes decryption fail.
+func secretAAD(version int16, id int64, typ, name, channel string) ([]byte, error) {
+	switch version {
+	case secretAADv1:
+		return fmt.Appendf(nil, "pggit-monitor webhook secret v1|%d|%s", id, typ), nil
+	case secretAADv2:
+		return fmt.Appendf(nil, "pggit-monitor webhook secret v2|%d|%d:%s|%d:%s|%d:%s",
+			id, len(typ), typ, len(name), name, len(channel), channel), nil
+	}
+	return nil, fmt.Errorf("%w: unknown secret_aad_version %d", ErrSecretTampered, version)
+}
+
+// rowAAD is the associated data a stored row was sealed with.
+func rowAAD(r gen.WebhookRow) ([]byte, error) {
+	return secretAAD(r.SecretAadVersion, r.WebhookID, r.WebhookType, r.Name, deref(r.Channel))
 }
 
 // StoreWebhook creates the webhook of (Type, Name), or replaces its channel,
-// secret and enabled flag, and returns it without the secret. The secret is
-// encrypted with the newest key of the key ring, bound to the row.
+// secret and enabled flag, stores its Routes, and returns it without the
+// secret, all in one transaction. The secret is encrypted with the newest key
+// of the key ring, bound to the row's id, type, name and channel.
 func (c *Client) StoreWebhook(ctx context.Context, p WebhookParams) (*Webhook, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
@@ -144,20 +200,21 @@ func (c *Client) StoreWebhook(ctx context.Context, p WebhookParams) (*Webhook, e
 		enabled = *p.Enabled
 	}
 	for attempt := 0; ; attempt++ {
-		row, err := c.storeWebhookOnce(ctx, p, enabled)
+		w, err := c.storeWebhookOnce(ctx, p, enabled)
 		var pgErr *pgconn.PgError
 		if attempt == 0 && errors.As(err, &pgErr) && pgErr.Code == "23505" {
 			continue // created concurrently under the same name: update it instead
 		}
 		if err != nil {
-			return nil, err
+			return nil, mapError(err)
 		}
-		return webhookFromRow(row), nil
+		return w, nil
 	}
 }
 
-func (c *Client) storeWebhookOnce(ctx context.Context, p WebhookParams, enabled bool) (gen.WebhookRow, error) {
+func (c *Client) storeWebhookOnce(ctx context.Context, p WebhookParams, enabled bool) (*Webhook, error) {
 	var out gen.WebhookRow
+	var routes []*Route
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		q := c.queries.WithTx(tx)
 		existing, err := q.LockWebhookByName(ctx, p.Type, p.Name)
@@ -171,27 +228,47 @@ func (c *Client) storeWebhookOnce(ctx context.Context, p WebhookParams, enabled 
 				return err
 			}
 		}
-		ct, nonce, keyID, err := c.keys.seal([]byte(p.Secret.Reveal()), secretAAD(id, p.Type))
+		aad, err := secretAAD(secretAADv2, id, p.Type, p.Name, p.Channel)
+		if err != nil {
+			return err
+		}
+		ct, nonce, keyID, err := c.keys.seal([]byte(p.Secret.Reveal()), aad)
 		if err != nil {
 			return err
 		}
 		if exists {
 			out, err = q.UpdateWebhook(ctx, gen.UpdateWebhookParams{
 				WebhookID: id, Channel: nonEmpty(p.Channel), Enabled: enabled,
-				SecretCiphertext: ct, SecretNonce: nonce, KeyID: keyID,
+				SecretCiphertext: ct, SecretNonce: nonce, KeyID: keyID, SecretAadVersion: secretAADv2,
 			})
 		} else {
 			out, err = q.InsertWebhook(ctx, gen.InsertWebhookParams{
 				WebhookID: id, WebhookType: p.Type, Name: p.Name, Channel: nonEmpty(p.Channel), Enabled: enabled,
-				SecretCiphertext: ct, SecretNonce: nonce, KeyID: keyID,
+				SecretCiphertext: ct, SecretNonce: nonce, KeyID: keyID, SecretAadVersion: secretAADv2,
 			})
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		for _, r := range p.Routes { // validated, defaults filled in
+			enabled := true
+			if r.Enabled != nil {
+				enabled = *r.Enabled
+			}
+			row, err := q.UpsertRoute(ctx, r.Type, r.MinSeverity, id, enabled)
+			if err != nil {
+				return err
+			}
+			routes = append(routes, routeFromRow(row))
+		}
+		return nil
 	})
 	if err != nil {
-		return out, mapError(err)
+		return nil, err
 	}
-	return out, nil
+	w := webhookFromRow(out)
+	w.Routes = routes
+	return w, nil
 }
 
 // Webhook returns a webhook with its secret decrypted, for delivery. It fails
@@ -215,7 +292,11 @@ func (c *Client) decrypt(row gen.WebhookRow) (string, error) {
 	if c.keys == nil {
 		return "", ErrNoKeyRing
 	}
-	pt, err := c.keys.open(row.SecretCiphertext, row.SecretNonce, row.KeyID, secretAAD(row.WebhookID, row.WebhookType))
+	aad, err := rowAAD(row)
+	if err != nil {
+		return "", err
+	}
+	pt, err := c.keys.open(row.SecretCiphertext, row.SecretNonce, row.KeyID, aad)
 	if err != nil {
 		return "", err
 	}
@@ -236,9 +317,11 @@ func (c *Client) ListWebhooks(ctx context.Context) ([]*Webhook, error) {
 }
 
 // RotateWebhookKeys re-encrypts every webhook secret with the newest key of
-// the key ring, in one transaction: either every row moves to the newest key
-// or none does. It returns how many rows were re-encrypted. A secret that
-// cannot be decrypted (unknown key, tampered row) aborts the rotation.
+// the key ring and the newest associated data (version 2, binding id, type,
+// name and channel), in one transaction: either every row moves or none does.
+// Rows already on the newest key are re-encrypted too, so version-1 rows are
+// upgraded. It returns how many rows were re-encrypted. A secret that cannot
+// be decrypted (unknown key, tampered row) aborts the rotation.
 func (c *Client) RotateWebhookKeys(ctx context.Context) (int, error) {
 	if c.keys == nil {
 		return 0, ErrNoKeyRing
@@ -255,11 +338,17 @@ func (c *Client) RotateWebhookKeys(ctx context.Context) (int, error) {
 			if err != nil {
 				return fmt.Errorf("webhook %d (%s %q): %w", r.WebhookID, r.WebhookType, r.Name, err)
 			}
-			ct, nonce, keyID, err := c.keys.seal([]byte(secret), secretAAD(r.WebhookID, r.WebhookType))
+			aad, err := secretAAD(secretAADv2, r.WebhookID, r.WebhookType, r.Name, deref(r.Channel))
 			if err != nil {
 				return err
 			}
-			if err := q.SetWebhookSecret(ctx, ct, nonce, keyID, r.WebhookID); err != nil {
+			ct, nonce, keyID, err := c.keys.seal([]byte(secret), aad)
+			if err != nil {
+				return err
+			}
+			if err := q.SetWebhookSecret(ctx, gen.SetWebhookSecretParams{
+				SecretCiphertext: ct, SecretNonce: nonce, KeyID: keyID, SecretAadVersion: secretAADv2, WebhookID: r.WebhookID,
+			}); err != nil {
 				return err
 			}
 			n++

@@ -226,9 +226,9 @@ func TestWebhookBadInputsNeverEchoSecrets(t *testing.T) {
 
 func TestParseKeyRing(t *testing.T) {
 	t.Parallel()
-	good := base64.StdEncoding.EncodeToString(make([]byte, 32))
-	short := base64.StdEncoding.EncodeToString(make([]byte, 16))
-	ring, err := monitor.ParseKeyRing("# keys\nold:" + good + "\n\nnew:" + base64.RawURLEncoding.EncodeToString(make([]byte, 32)) + "\n")
+	good := base64.StdEncoding.EncodeToString(newKey(t))
+	short := base64.StdEncoding.EncodeToString(newKey(t)[:16])
+	ring, err := monitor.ParseKeyRing("# keys\nold:" + good + "\n\nnew:" + base64.RawURLEncoding.EncodeToString(newKey(t)) + "\n")
 	require.NoError(t, err)
 	require.Equal(t, "new", ring.NewestKeyID())
 	for spec, want := range map[string]string{
@@ -246,7 +246,7 @@ func TestParseKeyRing(t *testing.T) {
 }
 
 func TestLoadKeyRingFromEnvironment(t *testing.T) {
-	good := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	good := base64.StdEncoding.EncodeToString(newKey(t))
 	t.Setenv(monitor.EnvWebhookKeys, "")
 	t.Setenv(monitor.EnvWebhookKeysFile, "")
 	r, err := monitor.LoadKeyRing()
@@ -268,4 +268,63 @@ func TestLoadKeyRingFromEnvironment(t *testing.T) {
 	t.Setenv(monitor.EnvWebhookKeys, "broken")
 	_, err = monitor.LoadKeyRing()
 	require.ErrorContains(t, err, "want id:base64key")
+}
+
+// TestStoreWebhookWithRoutesIsOneTransaction stores a webhook with its routes
+// at once, and shows that a refused route, whether Go or the database
+// refuses it, leaves neither a new webhook nor a changed one behind.
+func TestStoreWebhookWithRoutesIsOneTransaction(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ring, err := monitor.NewKeyRing(map[string][]byte{"k1": newKey(t)}, "k1")
+	require.NoError(t, err)
+	c := clientWithKeys(t, e, ring)
+
+	routes := []monitor.RouteParams{{Type: monitor.AlertAnomaly, MinSeverity: monitor.SeverityCritical}, {}}
+	w, err := c.StoreWebhook(e.ctx, monitor.WebhookParams{Type: monitor.WebhookSlack, Name: "oncall", Channel: "#a", Secret: slackURL, Routes: routes})
+	require.NoError(t, err)
+	require.Len(t, w.Routes, 2)
+	require.Equal(t, monitor.RouteParams{Type: monitor.AlertAnomaly, MinSeverity: monitor.SeverityCritical}, routes[0])
+	require.Equal(t, monitor.RouteParams{}, routes[1], "defaults are not written into the caller's slice")
+	listed, err := c.ListRoutes(e.ctx)
+	require.NoError(t, err)
+	require.Len(t, listed, 2)
+	for i, r := range listed {
+		require.Equal(t, w.ID, r.WebhookID)
+		require.True(t, r.Enabled)
+		require.Equal(t, []string{"ALL", monitor.AlertAnomaly}[i], r.Type)
+		require.Equal(t, []string{monitor.SeverityWarning, monitor.SeverityCritical}[i], r.MinSeverity)
+	}
+
+	// Refused in Go, before any write.
+	for _, c2 := range []struct {
+		route monitor.RouteParams
+		arg   string
+	}{
+		{monitor.RouteParams{MinSeverity: "LOUD"}, "Routes[0].MinSeverity"},
+		{monitor.RouteParams{Type: "SLOW"}, "Routes[0].Type"},
+		{monitor.RouteParams{WebhookID: w.ID}, "Routes[0].WebhookID"},
+	} {
+		_, err := c.StoreWebhook(e.ctx, monitor.WebhookParams{Type: monitor.WebhookSlack, Name: "new", Secret: slackURL, Routes: []monitor.RouteParams{c2.route}})
+		var argErr *monitor.ArgumentError
+		require.ErrorAs(t, err, &argErr)
+		require.Equal(t, c2.arg, argErr.Argument)
+	}
+
+	// Refused by the database after the webhook row was written: the
+	// transaction rolls back, for a new webhook and for an update alike.
+	e.exec(`CREATE FUNCTION public.refuse_route() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'route refused by test'; END $$`)
+	e.exec(`CREATE TRIGGER refuse_degradation BEFORE INSERT ON pggit.alert_notification_settings
+		FOR EACH ROW WHEN (NEW.alert_type = 'DEGRADATION') EXECUTE FUNCTION public.refuse_route()`)
+	refused := []monitor.RouteParams{{}, {Type: monitor.AlertDegradation}}
+	_, err = c.StoreWebhook(e.ctx, monitor.WebhookParams{Type: monitor.WebhookSlack, Name: "new", Secret: slackURL, Routes: refused})
+	require.ErrorContains(t, err, "route refused by test")
+	_, err = c.StoreWebhook(e.ctx, monitor.WebhookParams{Type: monitor.WebhookSlack, Name: "oncall", Channel: "#b", Secret: slackURL, Routes: refused})
+	require.ErrorContains(t, err, "route refused by test")
+	require.EqualValues(t, 1, e.count(`SELECT count(*) FROM pggit.alert_notification_webhooks`))
+	require.EqualValues(t, 2, e.count(`SELECT count(*) FROM pggit.alert_notification_settings`))
+	got, err := c.Webhook(e.ctx, w.ID)
+	require.NoError(t, err)
+	require.Equal(t, "#a", got.Channel)
 }

@@ -8,24 +8,26 @@ FOR UPDATE;
 
 -- name: InsertWebhook :one
 INSERT INTO pggit.alert_notification_webhooks
-    (webhook_id, webhook_type, name, channel, enabled, secret_ciphertext, secret_nonce, key_id)
+    (webhook_id, webhook_type, name, channel, enabled, secret_ciphertext, secret_nonce, key_id, secret_aad_version)
 VALUES
     (sqlc.arg(webhook_id), sqlc.arg(webhook_type), sqlc.arg(name), sqlc.narg(channel),
-     sqlc.arg(enabled), sqlc.arg(secret_ciphertext), sqlc.arg(secret_nonce), sqlc.arg(key_id))
+     sqlc.arg(enabled), sqlc.arg(secret_ciphertext), sqlc.arg(secret_nonce), sqlc.arg(key_id),
+     sqlc.arg(secret_aad_version))
 RETURNING *;
 
 -- name: UpdateWebhook :one
 -- Replaces channel, enabled and secret; a changed secret must be tested again.
 UPDATE pggit.alert_notification_webhooks
-SET channel           = sqlc.narg(channel),
-    enabled           = sqlc.arg(enabled),
-    secret_ciphertext = sqlc.arg(secret_ciphertext),
-    secret_nonce      = sqlc.arg(secret_nonce),
-    key_id            = sqlc.arg(key_id),
-    test_status       = 'untested',
-    test_error        = NULL,
-    last_tested_at    = NULL,
-    updated_at        = now()
+SET channel            = sqlc.narg(channel),
+    enabled            = sqlc.arg(enabled),
+    secret_ciphertext  = sqlc.arg(secret_ciphertext),
+    secret_nonce       = sqlc.arg(secret_nonce),
+    key_id             = sqlc.arg(key_id),
+    secret_aad_version = sqlc.arg(secret_aad_version),
+    test_status        = 'untested',
+    test_error         = NULL,
+    last_tested_at     = NULL,
+    updated_at         = now()
 WHERE webhook_id = sqlc.arg(webhook_id)
 RETURNING *;
 
@@ -39,11 +41,13 @@ SELECT * FROM pggit.alert_notification_webhooks ORDER BY webhook_type, name;
 SELECT * FROM pggit.alert_notification_webhooks ORDER BY webhook_id FOR UPDATE;
 
 -- name: SetWebhookSecret :exec
+-- Re-encryption (key rotation): same plaintext, new key or associated data.
 UPDATE pggit.alert_notification_webhooks
-SET secret_ciphertext = sqlc.arg(secret_ciphertext),
-    secret_nonce      = sqlc.arg(secret_nonce),
-    key_id            = sqlc.arg(key_id),
-    updated_at        = now()
+SET secret_ciphertext  = sqlc.arg(secret_ciphertext),
+    secret_nonce       = sqlc.arg(secret_nonce),
+    key_id             = sqlc.arg(key_id),
+    secret_aad_version = sqlc.arg(secret_aad_version),
+    updated_at         = now()
 WHERE webhook_id = sqlc.arg(webhook_id);
 
 -- name: RecordWebhookTest :one

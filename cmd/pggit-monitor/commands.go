@@ -255,17 +255,19 @@ func cmdWebhook(ctx context.Context, args []string, stdin io.Reader, stdout, std
 			return err
 		}
 		enabled := !*disabled
+		p := monitor.WebhookParams{Type: *typ, Name: *name, Channel: *channel, Secret: secret, Enabled: &enabled}
+		if *routeType != "" {
+			// Stored with the webhook in one transaction: a refused route
+			// leaves no webhook behind.
+			p.Routes = []monitor.RouteParams{{Type: *routeType, MinSeverity: *minSeverity}}
+		}
 		return withClient(ctx, func(c *monitor.Client) error {
-			w, err := c.StoreWebhook(ctx, monitor.WebhookParams{Type: *typ, Name: *name, Channel: *channel, Secret: secret, Enabled: &enabled})
+			w, err := c.StoreWebhook(ctx, p)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "webhook %d: %s %q stored, secret encrypted with key %s\n", w.ID, w.Type, w.Name, w.KeyID)
-			if *routeType != "" {
-				r, err := c.RouteAlerts(ctx, monitor.RouteParams{WebhookID: w.ID, Type: *routeType, MinSeverity: *minSeverity})
-				if err != nil {
-					return err
-				}
+			for _, r := range w.Routes {
 				fmt.Fprintf(stdout, "route %d: %s alerts of %s or worse -> webhook %d\n", r.ID, r.Type, r.MinSeverity, w.ID)
 			}
 			return nil

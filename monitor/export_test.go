@@ -1,0 +1,12 @@
+package monitor
+
+import "context"
+
+// MailForTest sends msg ("Subject: ..." line, blank line, body) to the email
+// webhook w exactly as a delivery does, and returns the outcome (sent, retry,
+// dead) and the error that would be recorded. It lets tests hand the mailer
+// subjects that the database no longer lets an alert carry.
+func (d *Dispatcher) MailForTest(ctx context.Context, w *Webhook, msg, dedup string) (outcome, errText string) {
+	res := d.mail(ctx, w, msg, dedup)
+	return res.outcome, res.err
+}
