@@ -72,6 +72,26 @@ type Route struct {
 
 // RouteAlerts stores (or updates, per webhook and type) a routing rule.
 func (c *Client) RouteAlerts(ctx context.Context, p RouteParams) (*Route, error) {
+	up, err := p.upsert("")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.queries.GetWebhook(ctx, p.WebhookID); err != nil {
+		if mapped := mapError(err); mapped == ErrNotFound {
+			return nil, argError("WebhookID", "must name a stored webhook, got %d", p.WebhookID)
+		}
+		return nil, mapError(err)
+	}
+	row, err := c.queries.UpsertRoute(ctx, up)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return routeFromRow(row), nil
+}
+
+// upsert validates p, fills in its defaults and returns the row to store.
+// Errors name the field with prefix (e.g. "Routes[0].").
+func (p RouteParams) upsert(prefix string) (gen.UpsertRouteParams, error) {
 	if p.Type == "" {
 		p.Type = All
 	}
@@ -79,10 +99,10 @@ func (c *Client) RouteAlerts(ctx context.Context, p RouteParams) (*Route, error)
 		p.MinSeverity = SeverityWarning
 	}
 	if p.Type != All && !validAlertType(p.Type) {
-		return nil, argError("Type", "must be one of ALL, THRESHOLD_EXCEEDED, ANOMALY, DEGRADATION, CORRELATION, BASELINE_RECALC_ERROR, got %q", p.Type)
+		return gen.UpsertRouteParams{}, argError(prefix+"Type", "must be one of ALL, THRESHOLD_EXCEEDED, ANOMALY, DEGRADATION, CORRELATION, BASELINE_RECALC_ERROR, got %q", p.Type)
 	}
 	if !validSeverity(p.MinSeverity) {
-		return nil, argError("MinSeverity", "must be one of CRITICAL, WARNING, INFO, got %q", p.MinSeverity)
+		return gen.UpsertRouteParams{}, argError(prefix+"MinSeverity", "must be one of CRITICAL, WARNING, INFO, got %q", p.MinSeverity)
 	}
 	var repeat time.Duration
 	switch {
@@ -90,7 +110,7 @@ func (c *Client) RouteAlerts(ctx context.Context, p RouteParams) (*Route, error)
 		repeat = DefaultRepeatInterval
 	case p.RepeatInterval == NoRepeat:
 	case p.RepeatInterval < time.Minute || p.RepeatInterval > 30*24*time.Hour || p.RepeatInterval%time.Second != 0:
-		return nil, argError("RepeatInterval", "must be whole seconds between 1m and 720h, or NoRepeat, got %s", p.RepeatInterval)
+		return gen.UpsertRouteParams{}, argError(prefix+"RepeatInterval", "must be whole seconds between 1m and 720h, or NoRepeat, got %s", p.RepeatInterval)
 	default:
 		repeat = p.RepeatInterval
 	}
@@ -101,20 +121,10 @@ func (c *Client) RouteAlerts(ctx context.Context, p RouteParams) (*Route, error)
 	if p.SendResolved != nil {
 		sendResolved = *p.SendResolved
 	}
-	if _, err := c.queries.GetWebhook(ctx, p.WebhookID); err != nil {
-		if mapped := mapError(err); mapped == ErrNotFound {
-			return nil, argError("WebhookID", "must name a stored webhook, got %d", p.WebhookID)
-		}
-		return nil, mapError(err)
-	}
-	row, err := c.queries.UpsertRoute(ctx, gen.UpsertRouteParams{
+	return gen.UpsertRouteParams{
 		AlertType: p.Type, MinSeverity: p.MinSeverity, WebhookID: p.WebhookID, Enabled: enabled,
 		RepeatIntervalSeconds: int32(repeat / time.Second), SendResolved: sendResolved,
-	})
-	if err != nil {
-		return nil, mapError(err)
-	}
-	return routeFromRow(row), nil
+	}, nil
 }
 
 // ListRoutes returns the routing rules.

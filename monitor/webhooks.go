@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/mail"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -130,24 +129,13 @@ func (p *WebhookParams) validate() error {
 			return argError("Channel", "must list the email recipients, comma-separated, got %q", truncate(p.Channel, 60))
 		}
 	}
-	p.Routes = slices.Clone(p.Routes) // defaults are filled in below, not in the caller's slice
-	for i := range p.Routes {
-		r := &p.Routes[i]
+	for i, r := range p.Routes {
 		arg := fmt.Sprintf("Routes[%d].", i)
 		if r.WebhookID != 0 {
 			return argError(arg+"WebhookID", "must be left zero: the route goes to the webhook being stored, got %d", r.WebhookID)
 		}
-		if r.Type == "" {
-			r.Type = All
-		}
-		if r.MinSeverity == "" {
-			r.MinSeverity = SeverityWarning
-		}
-		if r.Type != All && !validAlertType(r.Type) {
-			return argError(arg+"Type", "must be one of ALL, THRESHOLD_EXCEEDED, ANOMALY, DEGRADATION, CORRELATION, BASELINE_RECALC_ERROR, got %q", r.Type)
-		}
-		if !validSeverity(r.MinSeverity) {
-			return argError(arg+"MinSeverity", "must be one of CRITICAL, WARNING, INFO, got %q", r.MinSeverity)
+		if _, err := r.upsert(arg); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -250,12 +238,10 @@ func (c *Client) storeWebhookOnce(ctx context.Context, p WebhookParams, enabled 
 		if err != nil {
 			return err
 		}
-		for _, r := range p.Routes { // validated, defaults filled in
-			enabled := true
-			if r.Enabled != nil {
-				enabled = *r.Enabled
-			}
-			row, err := q.UpsertRoute(ctx, r.Type, r.MinSeverity, id, enabled)
+		for _, r := range p.Routes { // validated
+			up, _ := r.upsert("")
+			up.WebhookID = id
+			row, err := q.UpsertRoute(ctx, up)
 			if err != nil {
 				return err
 			}
