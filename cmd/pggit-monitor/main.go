@@ -290,6 +290,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	minuteHist := fs.Duration("minute-histograms", monitor.DefaultMinuteHistograms, "how long histograms keep minute resolution before compaction into hours")
 	concurrency := fs.Int("concurrency", monitor.DefaultDispatcherConcurrency, "deliveries at once")
 	poll := fs.Duration("poll-interval", monitor.DefaultDispatcherPollInterval, "dispatcher polling fallback (LISTEN/NOTIFY wakes it sooner)")
+	lease := fs.Duration("lease", monitor.DefaultDispatcherLease, "how long a claimed batch belongs to this worker (extended while it sends; another worker takes it over only after a crash)")
+	requestTimeout := fs.Duration("request-timeout", monitor.DefaultDispatcherRequestTimeout, "bound of one delivery (HTTP request or SMTP session), at most half the lease")
 	pagerduty := fs.String("pagerduty-url", monitor.DefaultPagerDutyURL, "PagerDuty Events API v2 endpoint")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight deliveries may finish")
 	name := fs.String("name", "", "worker name in leases and logs (default <hostname>-<pid>-<random>)")
@@ -325,6 +327,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	m := metrics.New(pool, &metrics.Options{Logger: logger})
 	w, err := client.NewWorker(&monitor.WorkerConfig{
 		Dispatcher: &monitor.DispatcherConfig{Worker: *name, Concurrency: *concurrency, PollInterval: *poll,
+			Lease: *lease, RequestTimeout: *requestTimeout,
 			PagerDutyURL: *pagerduty, OnDelivery: m.ObserveDelivery},
 		RecalcInterval: *recalcEvery, Retention: *retention, RetentionInterval: *retentionEvery,
 		DetectInterval: *detectEvery, MinuteHistograms: *minuteHist,

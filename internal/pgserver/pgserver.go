@@ -160,6 +160,16 @@ func (s *Server) DSN(database string) string {
 // Port returns the TCP port the cluster listens on.
 func (s *Server) Port() int { return s.port }
 
+// Restart stops the cluster in fast mode (open sessions are disconnected,
+// transactions in progress roll back) and starts it again on the same port.
+func (s *Server) Restart(ctx context.Context) error {
+	out, err := s.run(ctx, "pg_ctl", "-D", s.data, "-l", filepath.Join(s.dir, "server.log"), "-m", "fast", "-w", "-t", "60", "restart")
+	if err != nil {
+		return fmt.Errorf("pgserver: pg_ctl restart: %w\n%s", err, out)
+	}
+	return nil
+}
+
 // Stop stops the cluster and removes its files.
 func (s *Server) Stop() error {
 	if s == nil || s.stopped {
