@@ -238,7 +238,7 @@ func cmdWebhook(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	switch verb {
 	case "add":
 		fs := newFlags("webhook add", "webhook add -type TYPE -name NAME [-channel C] (-secret-env VAR | -secret-file PATH | -secret-stdin) [-route-type T] [-min-severity S]", stderr)
-		typ := fs.String("type", "", "slack, mattermost, pagerduty, email or webhook")
+		typ := fs.String("type", "", "slack, mattermost, pagerduty, email, webhook or alertmanager")
 		name := fs.String("name", "", "name, unique per type")
 		channel := fs.String("channel", "", "Slack/Mattermost channel, or email recipients")
 		secretEnv := fs.String("secret-env", "", "read the secret (URL, routing key or SMTP URL) from this environment variable")
