@@ -302,7 +302,7 @@ func benchDelivery(ctx context.Context, e *env, o *options) (*section, error) {
 	return &section{
 		title: "Notification delivery (dispatcher to a local HTTP sink)",
 		notes: []string{
-			"Throughput: 20,000 alerts raised and queued first (pggit.raise_alert, routed to one generic webhook, batches of 10 = 2,000 HTTP requests); timed from the first claim until the sink has received every alert. One dispatcher, Concurrency 8, RunOnce passes (each claims at most Concurrency x Lease/RequestTimeout = 48 batches).",
+			"Throughput: 20,000 alerts raised and queued first (pggit.raise_alert, routed to one generic webhook, batches of 10 = 2,000 HTTP requests); timed from the first claim until the sink has received every alert. One dispatcher, Concurrency 8, RunOnce passes (each claims Concurrency = 8 batches at a time, delivers them, and claims again; the claim also releases held notifications whose snooze ended and queues due reminders).",
 			"Each batch costs: the claim (FOR UPDATE SKIP LOCKED, shared by up to 1,000 batches), decrypting the webhook, formatting the batch in SQL, one HTTP POST, recording the outcome.",
 			"Latency: batch size 1, timeout 0; alerts raised one every 10 ms into a started dispatcher; the sink timestamps each arrival.",
 		},
