@@ -688,3 +688,18 @@ func TestRecorderRefusesWhatTheTablesRefuse(t *testing.T) {
 	require.Zero(t, rec.Stats().Rejected, "no batch was rejected")
 	require.EqualValues(t, 1, e.count(`SELECT count(*) FROM pggit.performance_metrics`))
 }
+
+// TestNameRuleIsInlined: the CHECK constraints call pggit.is_valid_name on
+// every row written; the planner inlines it (no SET clause, every name
+// qualified), so a check costs the expression, not a function call.
+func TestNameRuleIsInlined(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	rows, err := e.pool.Query(e.ctx, `EXPLAIN (VERBOSE, COSTS OFF)
+		SELECT pggit.is_valid_name(v.x), pggit.is_valid_name(v.x, 200, true) FROM (VALUES ('a'), ('b')) AS v(x)`)
+	require.NoError(t, err)
+	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.NotContains(t, strings.Join(plan, "\n"), "is_valid_name")
+	require.Contains(t, strings.Join(plan, "\n"), "[[:cntrl:]]")
+}
