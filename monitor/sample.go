@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -15,15 +16,16 @@ import (
 // Sample is one timed execution of an operation.
 type Sample struct {
 	// OperationType names the operation ("merge_branches"): non-empty, at most
-	// 200 characters. Required.
+	// 200 characters, no control characters. Required.
 	OperationType string
 	// Duration is how long it took; must be positive. Stored in whole
 	// microseconds, rounded up (a 300ns call is stored as 1µs).
 	Duration time.Duration
 	// Scope narrows the baseline (a branch, a tenant); empty means global.
-	// At most 200 characters. Baselines are kept per (operation, scope).
+	// At most 200 characters, not blank, no control characters. Baselines
+	// are kept per (operation, scope).
 	Scope string
-	// UserName is optional.
+	// UserName is optional; when set, a name like OperationType.
 	UserName string
 	// Metadata is optional JSON.
 	Metadata json.RawMessage
@@ -34,6 +36,17 @@ type Sample struct {
 func validateName(argument, name string) error {
 	if strings.TrimSpace(name) == "" || utf8.RuneCountInString(name) > 200 || !utf8.ValidString(name) {
 		return argError(argument, "must be a non-empty name of at most 200 characters, got %q", truncate(name, 40))
+	}
+	return validateNoControl(argument, name)
+}
+
+// validateNoControl refuses the characters pggit.is_valid_name refuses (the
+// tables' CHECK constraints): C0 and C1 controls, and the line and paragraph
+// separators some locales count with them. A COPY holding one such sample
+// would fail with its whole batch.
+func validateNoControl(argument, name string) error {
+	if strings.IndexFunc(name, func(r rune) bool { return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' }) >= 0 {
+		return argError(argument, "must not hold control characters (CR, LF, tab...), got %q", truncate(name, 40))
 	}
 	return nil
 }
@@ -55,6 +68,17 @@ func (s *Sample) row(now time.Time) (gen.CopyMetricsParams, error) {
 	}
 	if utf8.RuneCountInString(s.Scope) > 200 || !utf8.ValidString(s.Scope) {
 		return gen.CopyMetricsParams{}, argError("Scope", "must be at most 200 characters (empty for global), got %q", truncate(s.Scope, 40))
+	}
+	if s.Scope != "" && strings.TrimSpace(s.Scope) == "" {
+		return gen.CopyMetricsParams{}, argError("Scope", "must be empty (global) or not blank, got %q", truncate(s.Scope, 40))
+	}
+	if err := validateNoControl("Scope", s.Scope); err != nil {
+		return gen.CopyMetricsParams{}, err
+	}
+	if s.UserName != "" {
+		if err := validateName("UserName", s.UserName); err != nil {
+			return gen.CopyMetricsParams{}, err
+		}
 	}
 	if s.Metadata != nil && !json.Valid(s.Metadata) {
 		return gen.CopyMetricsParams{}, argError("Metadata", "must be valid JSON or nil")

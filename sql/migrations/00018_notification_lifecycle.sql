@@ -105,6 +105,11 @@ DECLARE
     v_n      integer := 0;
     v_now    timestamptz := clock_timestamp();
 BEGIN
+    IF p_alert.alert_id IS NULL OR p_alert.alert_id < 1 THEN
+        RAISE EXCEPTION 'p_alert must be a stored alert (a pggit.performance_alerts row with its alert_id), got %',
+                CASE WHEN p_alert IS NULL THEN 'NULL' ELSE 'alert_id ' || coalesce(p_alert.alert_id::text, 'NULL') END
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_alert';
+    END IF;
     IF p_event IS NULL OR p_event NOT IN ('opened', 'escalated', 'resolved') THEN
         RAISE EXCEPTION 'p_event must be one of opened, escalated, resolved, got %', coalesce(quote_literal(p_event), 'NULL')
             USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_event';
@@ -306,6 +311,9 @@ AS $$
 DECLARE
     v_now timestamptz;
 BEGIN
+    IF p_worker IS NULL OR btrim(p_worker) = '' THEN
+        RAISE EXCEPTION 'p_worker must be a non-empty name' USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_worker';
+    END IF;
     PERFORM pggit.check_name(p_worker, 'p_worker');
     IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 1000 THEN
         RAISE EXCEPTION 'p_limit must be between 1 and 1000, got %', coalesce(p_limit::text, 'NULL')
@@ -401,6 +409,11 @@ BEGIN
     IF p_outcome IS NULL OR p_outcome NOT IN ('sent', 'retry', 'dead') THEN
         RAISE EXCEPTION 'p_outcome must be one of sent, retry, dead, got %', coalesce(quote_literal(p_outcome), 'NULL')
             USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_outcome';
+    END IF;
+    IF p_http_status NOT BETWEEN 100 AND 599 THEN
+        RAISE EXCEPTION 'p_http_status must be an HTTP status code from 100 to 599 (NULL when there was no response), got %',
+                p_http_status
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_http_status';
     END IF;
     IF p_latency_ms IS NULL OR p_latency_ms < 0 OR p_latency_ms = 'NaN' OR p_latency_ms = 'Infinity' THEN
         RAISE EXCEPTION 'p_latency_ms must be a finite number of milliseconds >= 0, got %', coalesce(p_latency_ms::text, 'NULL')
@@ -642,6 +655,7 @@ AS $$
 DECLARE
     v_facts   jsonb[];
     v_n       integer;
+    v_id      bigint;
     v_missing bigint;
 BEGIN
     IF p_format IS NULL OR p_format NOT IN ('json', 'slack', 'mattermost', 'text', 'pagerduty', 'email', 'alertmanager') THEN
@@ -654,6 +668,9 @@ BEGIN
         RAISE EXCEPTION 'p_alert_ids must hold 1 to 100 alert ids, got %', v_n
             USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_alert_ids';
     END IF;
+    FOREACH v_id IN ARRAY p_alert_ids LOOP
+        PERFORM pggit.check_id(v_id, 'p_alert_ids');
+    END LOOP;
     IF p_format = 'pagerduty' AND v_n > 1 THEN
         RAISE EXCEPTION 'p_alert_ids must hold one alert id for the pagerduty format (one event per request), got %', v_n
             USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_alert_ids';
@@ -758,7 +775,7 @@ $$;
 -- +goose StatementEnd
 -- +goose Down
 DROP FUNCTION pggit.format_notification_batch(bigint, text);
--- format_alert_batch as of 00007_alert_messages.sql.
+-- format_alert_batch as of 00017_input_validation.sql.
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION pggit.format_alert_batch(p_alert_ids bigint[], p_format text DEFAULT 'json')
 RETURNS text
@@ -773,6 +790,7 @@ DECLARE
     v_missing bigint;
     v_body  text;
     v_crit  integer;
+    v_id    bigint;
 BEGIN
     IF p_format IS NULL OR p_format NOT IN ('json', 'slack', 'mattermost', 'text', 'pagerduty', 'email') THEN
         RAISE EXCEPTION 'p_format must be one of json, slack, mattermost, text, pagerduty, email, got %',
@@ -784,6 +802,9 @@ BEGIN
         RAISE EXCEPTION 'p_alert_ids must hold 1 to 100 alert ids, got %', v_n
             USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_alert_ids';
     END IF;
+    FOREACH v_id IN ARRAY p_alert_ids LOOP
+        PERFORM pggit.check_id(v_id, 'p_alert_ids');
+    END LOOP;
     IF p_format = 'pagerduty' AND v_n > 1 THEN
         RAISE EXCEPTION 'p_alert_ids must hold one alert id for the pagerduty format (one event per request), got %', v_n
             USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_alert_ids';
@@ -882,7 +903,7 @@ END;
 $$;
 -- +goose StatementEnd
 
--- claim_notification_batches as of 00006_notifications.sql.
+-- claim_notification_batches as of 00017_input_validation.sql.
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION pggit.claim_notification_batches(p_worker text, p_limit integer, p_lease_seconds integer)
 RETURNS SETOF pggit.notification_batch_queue
@@ -895,6 +916,7 @@ BEGIN
     IF p_worker IS NULL OR btrim(p_worker) = '' THEN
         RAISE EXCEPTION 'p_worker must be a non-empty name' USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_worker';
     END IF;
+    PERFORM pggit.check_name(p_worker, 'p_worker');
     IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 1000 THEN
         RAISE EXCEPTION 'p_limit must be between 1 and 1000, got %', coalesce(p_limit::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_limit';
@@ -952,7 +974,7 @@ END;
 $$;
 -- +goose StatementEnd
 
--- complete_notification_batch as of 00006_notifications.sql.
+-- complete_notification_batch as of 00017_input_validation.sql.
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION pggit.complete_notification_batch(
     p_batch_id    bigint,
@@ -971,9 +993,20 @@ DECLARE
     v_batch  pggit.notification_batch_queue;
     v_status text;
 BEGIN
+    PERFORM pggit.check_id(p_batch_id, 'p_batch_id');
+    PERFORM pggit.check_name(p_worker, 'p_worker');
     IF p_outcome IS NULL OR p_outcome NOT IN ('sent', 'retry', 'dead') THEN
         RAISE EXCEPTION 'p_outcome must be one of sent, retry, dead, got %', coalesce(quote_literal(p_outcome), 'NULL')
             USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_outcome';
+    END IF;
+    IF p_http_status NOT BETWEEN 100 AND 599 THEN
+        RAISE EXCEPTION 'p_http_status must be an HTTP status code from 100 to 599 (NULL when there was no response), got %',
+                p_http_status
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_http_status';
+    END IF;
+    IF p_latency_ms < 0 THEN
+        RAISE EXCEPTION 'p_latency_ms must be at least 0, got %', p_latency_ms
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_latency_ms';
     END IF;
     SELECT b.* INTO v_batch FROM pggit.notification_batch_queue b WHERE b.batch_id = p_batch_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -1017,7 +1050,7 @@ END;
 $$;
 -- +goose StatementEnd
 
--- enqueue_alert_notifications as of 00006_notifications.sql.
+-- enqueue_alert_notifications as of 00017_input_validation.sql.
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION pggit.enqueue_alert_notifications(p_alert pggit.performance_alerts, p_event text)
 RETURNS integer
@@ -1028,6 +1061,16 @@ DECLARE
     v_id bigint;
     v_n  integer := 0;
 BEGIN
+    IF p_alert.alert_id IS NULL OR p_alert.alert_id < 1 THEN
+        RAISE EXCEPTION 'p_alert must be a stored alert (a pggit.performance_alerts row with its alert_id), got %',
+                CASE WHEN p_alert IS NULL THEN 'NULL' ELSE 'alert_id ' || coalesce(p_alert.alert_id::text, 'NULL') END
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_alert';
+    END IF;
+    IF p_event IS NULL OR p_event NOT IN ('opened', 'escalated', 'resolved') THEN
+        RAISE EXCEPTION 'p_event must be one of opened, escalated, resolved, got %',
+                coalesce(quote_literal(regexp_replace(left(p_event, 40), '[[:cntrl:]]', '?', 'g')), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_event';
+    END IF;
     FOR v_id IN
         INSERT INTO pggit.alert_notification_queue
             (alert_id, webhook_id, event, severity, max_attempts, dedup_key)
