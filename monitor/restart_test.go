@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,8 +19,9 @@ import (
 // A database restart while a worker delivers costs neither duplicates nor a
 // lease-length stall: outcomes that could not be recorded are recorded again
 // once the server is back (recording is idempotent), so no batch is claimed
-// a second time. The test restarts a real server of its own (pg_ctl restart
-// -m fast) in the middle of a delivery run.
+// a second time. The test stops a real server of its own (pg_ctl stop -m
+// fast) while the receiver holds requests, answers them while it is down,
+// and starts it again 0.2 s later.
 func TestDatabaseRestartWhileDeliveringLosesNothingAndDuplicatesNothing(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -39,7 +41,14 @@ func TestDatabaseRestartWhileDeliveringLosesNothingAndDuplicatesNothing(t *testi
 	n := &notifier{env: &env{t: t, ctx: ctx, pool: pool, client: c}, c: c, logs: logs}
 
 	s := newSink(t)
+	var holding atomic.Bool
+	held := make(chan struct{}, 64)
+	release := make(chan struct{})
 	s.setRespond(func(int, *http.Request) (int, string, http.Header) {
+		if holding.Load() {
+			held <- struct{}{}
+			<-release
+		}
 		time.Sleep(5 * time.Millisecond)
 		return http.StatusOK, "ok", nil
 	})
@@ -53,7 +62,16 @@ func TestDatabaseRestartWhileDeliveringLosesNothingAndDuplicatesNothing(t *testi
 	require.NoError(t, d.Start(ctx))
 	t.Cleanup(func() { _ = d.Stop(context.Background()) })
 	require.Eventually(t, func() bool { return len(s.received()) >= 60 }, 60*time.Second, time.Millisecond)
-	require.NoError(t, srv.Restart(ctx))
+	// A 0.2 s restart while requests are in flight: the receiver answers
+	// them while the server is down, so their outcomes cannot be recorded
+	// at once.
+	holding.Store(true)
+	<-held
+	require.NoError(t, srv.Pause(ctx))
+	holding.Store(false)
+	close(release)
+	time.Sleep(200 * time.Millisecond)
+	require.NoError(t, srv.Resume(ctx))
 	restartedAt := len(s.received())
 	require.Less(t, restartedAt, alerts, "the run ended before the restart; the test proves nothing")
 

@@ -160,12 +160,21 @@ func (s *Server) DSN(database string) string {
 // Port returns the TCP port the cluster listens on.
 func (s *Server) Port() int { return s.port }
 
-// Restart stops the cluster in fast mode (open sessions are disconnected,
-// transactions in progress roll back) and starts it again on the same port.
-func (s *Server) Restart(ctx context.Context) error {
-	out, err := s.run(ctx, "pg_ctl", "-D", s.data, "-l", filepath.Join(s.dir, "server.log"), "-m", "fast", "-w", "-t", "60", "restart")
+// Pause stops the cluster in fast mode and keeps its files; Resume starts it
+// again on the same port. Together: a database restart of any length.
+func (s *Server) Pause(ctx context.Context) error {
+	out, err := s.run(ctx, "pg_ctl", "-D", s.data, "-m", "fast", "-w", "-t", "60", "stop")
 	if err != nil {
-		return fmt.Errorf("pgserver: pg_ctl restart: %w\n%s", err, out)
+		return fmt.Errorf("pgserver: pg_ctl stop: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// Resume starts a cluster that Pause stopped.
+func (s *Server) Resume(ctx context.Context) error {
+	out, err := s.run(ctx, "pg_ctl", "-D", s.data, "-l", filepath.Join(s.dir, "server.log"), "-w", "-t", "60", "start")
+	if err != nil {
+		return fmt.Errorf("pgserver: pg_ctl start: %w\n%s", err, out)
 	}
 	return nil
 }
