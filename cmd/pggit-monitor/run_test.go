@@ -175,3 +175,19 @@ func TestConsoleToken(t *testing.T) {
 	_, err = runCLI(t, "run", "-ui", "-metrics-addr", "")
 	require.ErrorContains(t, err, "-ui needs a listener")
 }
+
+// run -lease and -request-timeout reach the dispatcher, and bad values are
+// refused before the worker starts, naming the setting.
+func TestRunLeaseFlags(t *testing.T) {
+	t.Setenv("DATABASE_URL", monitortest.NewEmptyDB(t))
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-lease", "500ms"}, "Lease must be whole seconds between 1s and 1h, got 500ms"},
+		{[]string{"-lease", "10s", "-request-timeout", "6s"}, "RequestTimeout must be positive and at most half the Lease (10s), got 6s"},
+	} {
+		_, err := runCLI(t, append([]string{"run", "-metrics-addr", ""}, c.args...)...)
+		require.ErrorContains(t, err, c.want)
+	}
+}
