@@ -55,6 +55,11 @@ ALTER TABLE pggit.alert_notification_queue
 COMMENT ON COLUMN pggit.alert_notification_queue.held_snooze_id IS
     'The snooze that held this notification (status held, or sent after the snooze ended)';
 CREATE INDEX alert_notification_queue_held_idx ON pggit.alert_notification_queue (alert_id) WHERE status = 'held';
+-- The claim's order check: is an earlier notification of this alert to this
+-- webhook unfinished? One probe per item, whatever the statistics say (on a
+-- queue never analyzed, the planner otherwise scans the webhook's items).
+CREATE INDEX alert_notification_queue_unfinished_idx ON pggit.alert_notification_queue (alert_id, webhook_id, notification_id)
+    WHERE status IN ('held', 'pending', 'sending', 'failed');
 CREATE INDEX alert_notification_queue_snooze_idx ON pggit.alert_notification_queue (held_snooze_id);
 
 -- What each webhook was told about each alert, and when to remind it.
@@ -382,6 +387,11 @@ BEGIN
 END;
 $$;
 -- +goose StatementEnd
+-- Every statement of the claim has an index path; on a queue whose
+-- statistics are missing or stale (it starts empty, fills in one
+-- transaction) the planner would otherwise pick scans that make each claim
+-- linear in the queue (see migration 00015).
+ALTER FUNCTION pggit.claim_notification_batches(text, integer, integer) SET enable_seqscan = off;
 
 -- Records the outcome of one delivery attempt (see migration 00006).
 -- Idempotent: a call repeated after its reply was lost (the connection broke)
@@ -1123,6 +1133,7 @@ DELETE FROM pggit.alert_notification_queue WHERE event = 'reminder' OR status IN
 DELETE FROM pggit.alert_notification_webhooks WHERE webhook_type = 'alertmanager';
 DELETE FROM pggit.notification_batch_config WHERE webhook_type = 'alertmanager';
 DROP INDEX pggit.alert_notification_queue_snooze_idx;
+DROP INDEX pggit.alert_notification_queue_unfinished_idx;
 DROP INDEX pggit.alert_notification_queue_held_idx;
 ALTER TABLE pggit.alert_notification_queue
     DROP COLUMN held_snooze_id,
