@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -48,8 +50,9 @@ type WorkerConfig struct {
 	// RetentionInterval is how often old samples are deleted. Defaults to
 	// DefaultRetentionInterval (hourly).
 	RetentionInterval time.Duration
-	// RetentionBatch bounds one DELETE, so retention never holds long locks.
-	// Defaults to DefaultRetentionBatch (10,000).
+	// RetentionBatch bounds one DELETE of samples, and the rows of each table
+	// one step of Client.ApplyRetention deletes, so retention never holds
+	// long locks. Defaults to DefaultRetentionBatch (10,000).
 	RetentionBatch int
 	// RollupInterval is how often the hourly rollup behind
 	// v_operation_performance_trend is refreshed. Defaults to
@@ -73,7 +76,8 @@ type WorkerConfig struct {
 
 // Worker is the long-lived process of pggit-monitor: the notification
 // dispatcher plus a scheduler that runs detection every minute, recalculates
-// baselines, deletes old samples, compacts old minute histograms into hours
+// baselines, deletes old samples and finished records past their retention
+// settings (Client.ApplyRetention), compacts old minute histograms into hours
 // and refreshes the hourly rollup of the trend view. Several workers may
 // share a database: each scheduled job is claimed
 // by one UPDATE that succeeds once per period (pggit.claim_scheduled_job), so it
@@ -284,8 +288,13 @@ func (w *Worker) runRollup(ctx context.Context) error {
 }
 
 // runRetention deletes samples older than Retention in batches of
-// RetentionBatch, each in its own transaction.
+// RetentionBatch, each in its own transaction, then the finished records
+// older than their retention settings (Client.ApplyRetention, the same batch
+// per table). The settings are checked first: a bad one deletes nothing.
 func (w *Worker) runRetention(ctx context.Context) error {
+	if _, err := w.client.RetentionSettings(ctx); err != nil {
+		return fmt.Errorf("retention settings: %w", err)
+	}
 	before := time.Now().Add(-w.cfg.Retention)
 	total := 0
 	for {
@@ -299,5 +308,14 @@ func (w *Worker) runRetention(ctx context.Context) error {
 		}
 	}
 	w.logger.Info("pggit: old samples deleted", slog.Int("samples", total), slog.Time("before", before))
+	res, err := w.client.ApplyRetention(ctx, w.cfg.RetentionBatch)
+	if err != nil {
+		return fmt.Errorf("retention after deleting %d rows: %w", res.Total(), err)
+	}
+	attrs := []any{slog.Int("steps", res.Steps)}
+	for _, table := range slices.Sorted(maps.Keys(res.Deleted)) {
+		attrs = append(attrs, slog.Int64(table, res.Deleted[table]))
+	}
+	w.logger.Info("pggit: old records deleted", attrs...)
 	return nil
 }

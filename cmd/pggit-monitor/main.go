@@ -297,6 +297,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	name := fs.String("name", "", "worker name in leases and logs (default <hostname>-<pid>-<random>)")
 	metricsAddr := fs.String("metrics-addr", ":9187", "address of the Prometheus /metrics endpoint (empty: none)")
 	runbooks := fs.String("runbook-base-url", "", "base URL of the runbooks linked from alert messages (default: keep the stored one)")
+	retain := retentionFlags(fs)
 	withUI := fs.Bool("ui", false, "serve the web console at /ui/ on the -metrics-addr listener")
 	uiTokenFile := fs.String("ui-token-file", "", "file holding the console token that allows actions (default: $PGGIT_UI_TOKEN; none: read-only)")
 	if err := fs.Parse(args); err != nil {
@@ -304,6 +305,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if *withUI && *metricsAddr == "" {
 		return errors.New("-ui needs a listener: set -metrics-addr")
+	}
+	if err := retain.validate(); err != nil {
+		return err
 	}
 	uiToken, err := consoleToken(*uiTokenFile)
 	if err != nil {
@@ -323,6 +327,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err := client.SetRunbookBaseURL(ctx, *runbooks); err != nil {
 			return err
 		}
+	}
+	if err := client.SetRetentionSettings(ctx, retain.settings()); err != nil {
+		return err
 	}
 	m := metrics.New(pool, &metrics.Options{Logger: logger})
 	w, err := client.NewWorker(&monitor.WorkerConfig{

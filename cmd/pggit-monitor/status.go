@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
 
 	"github.com/pggit/pggit-monitor/internal/status"
+	"github.com/pggit/pggit-monitor/monitor"
 )
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -17,5 +19,12 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer pool.Close()
-	return status.Print(ctx, pool, stdout)
+	if err := status.Print(ctx, pool, stdout); err != nil {
+		return err
+	}
+	client, err := monitor.New(pool, &monitor.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	return printRetention(ctx, client, stdout)
 }
