@@ -40,12 +40,6 @@ func alertsOf(t *testing.T, reqs []sinkRequest) []hookAlert {
 	return out
 }
 
-func (n *notifier) resolve(id int64) {
-	n.t.Helper()
-	_, err := n.c.ResolveAlert(n.ctx, id, "carol", "")
-	require.NoError(n.t, err)
-}
-
 // A snooze holds notifications like an Alertmanager silence: nothing is sent
 // while it lasts, and when it expires (while the dispatcher runs) the open
 // alert is sent as it is then, saying who snoozed it and why.

@@ -183,12 +183,14 @@ func TestRetentionDeletesOldResolvedAlertsWithTheirNotifications(t *testing.T) {
 	require.False(t, alive(pending))
 	require.Equal(t, []int64{recent, snoozed}, n.ids(`SELECT alert_id FROM pggit.performance_alerts ORDER BY alert_id`))
 	// Left: the recent alert's two batches, and the webhook's last batch,
-	// which pggit.notification_batch_open names (kept, without items, until
-	// the webhook's next batch opens).
+	// which pggit.notification_batch_open names: it carries the snoozed
+	// alert's notification, held while its snooze lasted and sent by the
+	// first claim after the snooze ended (the alert is open: it stays).
 	require.EqualValues(t, 3, n.count(`SELECT count(*) FROM pggit.notification_batch_queue`))
 	require.EqualValues(t, 1, n.count(`SELECT count(*) FROM pggit.notification_batch_queue b
-		JOIN pggit.notification_batch_open o USING (batch_id) WHERE b.item_count > 0 AND b.status = 'sent'
-		AND NOT EXISTS (SELECT 1 FROM pggit.alert_notification_queue q WHERE q.batch_id = b.batch_id)`))
+		JOIN pggit.notification_batch_open o USING (batch_id)
+		JOIN pggit.alert_notification_queue q USING (batch_id)
+		WHERE b.status = 'sent' AND q.alert_id = $1 AND q.held_snooze_id = $2`, snoozed, snooze))
 }
 
 func TestRetentionDeletesOldRunRecords(t *testing.T) {
@@ -276,12 +278,15 @@ func TestRetentionDeletesInBoundedSteps(t *testing.T) {
 	n.exec(`SELECT count(pggit.resolve_alert((pggit.raise_alert('op' || g, '', 'ANOMALY', 'WARNING')).alert_id, 'test'))
 		FROM generate_series(1, 5) g`)
 	n.exec(`UPDATE pggit.performance_alerts SET resolved_at = resolved_at - interval '91 days'`)
-	// An accepted regression names one more old resolved alert (no
-	// notification: its operation is snoozed): it stays.
+	// An accepted regression names one more old resolved alert (its
+	// notifications, held under a snooze and then suppressed, are removed):
+	// it stays.
 	_, err := n.c.SnoozeAlerts(n.ctx, monitor.SnoozeParams{OperationType: "accepted", CreatedBy: "test"})
 	require.NoError(t, err)
 	n.exec(`INSERT INTO pggit.performance_baseline_floors (operation_type, scope, since, alert_id, accepted_by)
 		SELECT 'accepted', '', now(), (pggit.resolve_alert((pggit.raise_alert('accepted', '', 'DEGRADATION', 'WARNING')).alert_id, 'test')).alert_id, 'test'`)
+	n.exec(`DELETE FROM pggit.alert_notification_queue q USING pggit.performance_alerts a
+		WHERE a.alert_id = q.alert_id AND a.operation_type = 'accepted' AND q.status = 'suppressed'`)
 	n.exec(`UPDATE pggit.performance_alerts SET resolved_at = resolved_at - interval '91 days' WHERE operation_type = 'accepted'`)
 	n.exec(`UPDATE pggit.notification_batch_queue SET status = 'sent', sent_at = now() - interval '91 days',
 		next_attempt_at = now() - interval '91 days', opened_at = now() - interval '91 days'`)
@@ -403,4 +408,27 @@ func TestRetentionWithABadStoredSettingDeletesNothing(t *testing.T) {
 	require.Equal(t, "failed", status)
 	_, err = e.client.RetentionSettings(e.ctx)
 	require.ErrorIs(t, err, monitor.ErrInvalidArgument)
+}
+
+// An alert that opened and resolved under a snooze leaves only suppressed
+// notifications: they count as finished, so the alert and its items go when
+// its window passes; a held notification of an open alert keeps it.
+func TestRetentionTreatsSuppressedAsFinishedAndHeldAsPending(t *testing.T) {
+	t.Parallel()
+	n := setupNotify(t)
+	w := n.webhook("webhook", "w", "http://127.0.0.1:9/x", "")
+	n.route(w, "ALL", "INFO")
+	_, err := n.c.SnoozeAlerts(n.ctx, monitor.SnoozeParams{Reason: "maintenance", CreatedBy: "test"})
+	require.NoError(t, err)
+	gone := n.raise("gone", "ANOMALY", "WARNING")
+	n.resolve(gone)
+	held := n.raise("held", "ANOMALY", "WARNING")
+	require.EqualValues(t, 1, n.count(`SELECT count(*) FROM pggit.alert_notification_queue WHERE alert_id = $1 AND status = 'suppressed'`, gone))
+	require.EqualValues(t, 1, n.count(`SELECT count(*) FROM pggit.alert_notification_queue WHERE alert_id = $1 AND status = 'held'`, held))
+	n.age(gone, 100)
+	n.age(held, 100)
+	n.runRetention()
+	require.Zero(t, n.count(`SELECT count(*) FROM pggit.performance_alerts WHERE alert_id = $1`, gone))
+	require.Zero(t, n.count(`SELECT count(*) FROM pggit.alert_notification_queue WHERE alert_id = $1`, gone))
+	require.EqualValues(t, 1, n.count(`SELECT count(*) FROM pggit.alert_notification_queue WHERE alert_id = $1 AND status = 'held'`, held))
 }

@@ -205,6 +205,9 @@ var validationSpecs = map[string]fnSpec{
 	"release_notification_batch": {
 		valid: map[string]string{"p_batch_id": "(SELECT min(batch_id) FROM pggit.notification_batch_queue)", "p_worker": "'seed-worker'"},
 	},
+	"apply_retention": {
+		valid: map[string]string{"p_batch": "1000"},
+	},
 	"run_notification_followups": {
 		valid: map[string]string{"p_limit": "1000"},
 	},
@@ -295,15 +298,18 @@ var notChecked = map[string]string{
 	"histogram_residual_sum":   "pure arithmetic over a histogram's columns",
 	"histogram_count_over":     "pure arithmetic over a histogram's columns",
 	// Internal steps of recalculation, alerting and formatting.
-	"start_recalc_execution":  "internal step of a recalculation, after its arguments were checked",
-	"finish_recalc_execution": "internal step of a recalculation",
-	"apply_baseline_stats":    "internal step of a recalculation, with statistics it computed",
-	"compute_baseline_stats":  "internal step of a recalculation or accept_regression",
-	"baseline_restricted":     "internal step of a recalculation",
-	"active_snooze_id":        "internal: is_alert_snoozed is its checked public form",
-	"alert_message_facts":     "internal step of format_alert_batch, with a stored alert",
-	"alert_link_facts":        "internal step of format_alert_batch and format_notification_batch, with a stored alert's id",
-	"format_alert_facts":      "internal step of format_alert_batch and format_notification_batch, with facts they built from stored alerts",
+	"start_recalc_execution":           "internal step of a recalculation, after its arguments were checked",
+	"finish_recalc_execution":          "internal step of a recalculation",
+	"apply_baseline_stats":             "internal step of a recalculation, with statistics it computed",
+	"compute_baseline_stats":           "internal step of a recalculation or accept_regression",
+	"baseline_restricted":              "internal step of a recalculation",
+	"active_snooze_id":                 "internal: is_alert_snoozed is its checked public form",
+	"alert_message_facts":              "internal step of format_alert_batch, with a stored alert",
+	"check_retention_setting":          "the check of monitor_settings rows (its trigger and SetRetentionSettings): its 22023 names the setting the user wrote, not a parameter; TestRetentionSettingsAreValidated covers it",
+	"retention_days":                   "reads a retention setting by a constant name, for apply_retention",
+	"monitor_settings_check_retention": "trigger function: its rows are checked by check_retention_setting, tested here",
+	"alert_link_facts":                 "internal step of format_alert_batch and format_notification_batch, with a stored alert's id",
+	"format_alert_facts":               "internal step of format_alert_batch and format_notification_batch, with facts they built from stored alerts",
 	// Internal steps of run_detection, backtest_detection and
 	// accept_regression: operations and scopes come from the histograms and
 	// alerts, times from detect's checked p_as_of.
