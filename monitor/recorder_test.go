@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pggit/pggit-monitor/monitor"
@@ -200,13 +201,21 @@ func TestRecorderRejectsBadSamples(t *testing.T) {
 		arg string
 		msg string
 	}{
-		{monitor.Sample{OperationType: "", Duration: time.Second}, "OperationType", `OperationType must be a non-empty name of at most 200 characters, got ""`},
-		{monitor.Sample{OperationType: " \t", Duration: time.Second}, "OperationType", "non-empty name"},
+		{monitor.Sample{OperationType: "", Duration: time.Second}, "OperationType", `OperationType must be a non-blank name of at most 200 characters without control characters, got ""`},
+		{monitor.Sample{OperationType: "   ", Duration: time.Second}, "OperationType", "non-blank name"},
 		{monitor.Sample{OperationType: strings.Repeat("x", 201), Duration: time.Second}, "OperationType", "at most 200"},
-		{monitor.Sample{OperationType: "bad\xffutf8", Duration: time.Second}, "OperationType", "non-empty name"},
+		{monitor.Sample{OperationType: "bad\xffutf8", Duration: time.Second}, "OperationType", "non-blank name"},
+		// Control characters, as pggit.is_valid_name refuses them: C0, DEL, C1.
+		{monitor.Sample{OperationType: "merge\r\nBcc: x@example.com", Duration: time.Second}, "OperationType", `got "merge\r\nBcc: x@example.com"`},
+		{monitor.Sample{OperationType: " \t", Duration: time.Second}, "OperationType", "without control characters"},
+		{monitor.Sample{OperationType: "a\x00b", Duration: time.Second}, "OperationType", "without control characters"},
+		{monitor.Sample{OperationType: "a\x7fb", Duration: time.Second}, "OperationType", "without control characters"},
+		{monitor.Sample{OperationType: "a\u0085b", Duration: time.Second}, "OperationType", "without control characters"},
 		{monitor.Sample{OperationType: "a", Duration: 0}, "Duration", "Duration must be greater than 0, got 0s"},
 		{monitor.Sample{OperationType: "a", Duration: -time.Second}, "Duration", "got -1s"},
 		{monitor.Sample{OperationType: "a", Duration: time.Second, Scope: strings.Repeat("s", 201)}, "Scope", "at most 200"},
+		{monitor.Sample{OperationType: "a", Duration: time.Second, Scope: "main\n"}, "Scope", "without control characters"},
+		{monitor.Sample{OperationType: "a", Duration: time.Second, Scope: "  "}, "Scope", "must be empty (global) or a non-blank name"},
 		{monitor.Sample{OperationType: "a", Duration: time.Second, Metadata: []byte("{nope")}, "Metadata", "valid JSON"},
 	}
 	for _, c := range cases {
@@ -238,5 +247,153 @@ func TestRecorderRejectsBadSamples(t *testing.T) {
 		var argErr *monitor.ArgumentError
 		require.ErrorAs(t, err, &argErr)
 		require.Equal(t, c.arg, argErr.Argument)
+	}
+}
+
+// A sample the database refuses is rejected alone, with its reason: the valid
+// samples written in the same COPY are stored. Some samples pass Record's
+// checks and are still refused (JSON the jsonb type refuses, a time out of
+// PostgreSQL's range); others reach the database only from a client whose
+// rules are behind the database's (RecordUnchecked), and the database's CHECKs
+// refuse them.
+func TestRecorderRejectsOnlyInvalidSamples(t *testing.T) {
+	t.Parallel()
+	type bad struct {
+		at        int
+		s         monitor.Sample
+		unchecked bool   // bypasses Record's checks
+		sqlState  string // of the reason
+	}
+	scope201 := bad{37, monitor.Sample{OperationType: "op", Duration: 38 * time.Millisecond, Scope: strings.Repeat("s", 201)}, true, "23514"}
+	crlf := bad{37, monitor.Sample{OperationType: "op\r\nBcc: x@example.com", Duration: 38 * time.Millisecond}, true, "23514"}
+	nul := bad{37, monitor.Sample{OperationType: "op", Duration: 38 * time.Millisecond, Metadata: []byte(`{"note": "a\u0000b"}`)}, false, "22P05"}
+	ancient := bad{37, monitor.Sample{OperationType: "op", Duration: 38 * time.Millisecond, RecordedAt: time.Date(-5000, 1, 1, 0, 0, 0, 0, time.UTC)}, false, "22008"}
+	at := func(i int, b bad) bad {
+		b.at = i
+		b.s.Duration = time.Duration(i+1) * time.Millisecond
+		return b
+	}
+	for _, c := range []struct {
+		name  string
+		setup string
+		bad   []bad
+	}{
+		{"scope of 201 characters", "", []bad{scope201}},
+		// The CHECK that pggit.is_valid_name makes possible, whether or not
+		// the migrations have it yet.
+		{"CR LF in the operation", `ALTER TABLE pggit.performance_metrics ADD CONSTRAINT test_operation_type_check CHECK (pggit.is_valid_name(operation_type))`, []bad{crlf}},
+		{"NUL in the metadata", "", []bad{nul}},
+		{"time out of range", "", []bad{ancient}},
+		{"three among 100", "", []bad{at(0, nul), at(50, scope201), at(99, ancient)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := setup(t)
+			if c.setup != "" {
+				e.exec(c.setup)
+			}
+			var rejected []monitor.RejectedSample
+			rec, err := e.client.NewRecorder(&monitor.RecorderConfig{BatchSize: 1000, FlushInterval: time.Hour,
+				OnReject: func(rs monitor.RejectedSample) { rejected = append(rejected, rs) }})
+			require.NoError(t, err)
+			bads := map[int]bad{}
+			for _, b := range c.bad {
+				bads[b.at] = b
+			}
+			for i := range 100 {
+				b, isBad := bads[i]
+				switch {
+				case !isBad:
+					require.NoError(t, rec.Record("op", time.Duration(i+1)*time.Millisecond))
+				case b.unchecked:
+					require.Error(t, rec.RecordSample(b.s), "Record refuses it")
+					require.NoError(t, rec.RecordUnchecked(b.s))
+				default:
+					require.NoError(t, rec.RecordSample(b.s))
+				}
+			}
+			// One COPY of the 100; the refused samples are not an error of
+			// Flush, which writes the others.
+			require.NoError(t, rec.Flush(e.ctx))
+			require.NoError(t, rec.Close(e.ctx))
+
+			st := rec.Stats()
+			require.EqualValues(t, 100, st.Recorded)
+			require.EqualValues(t, 100-len(c.bad), st.Written)
+			require.EqualValues(t, len(c.bad), st.Rejected)
+			require.Zero(t, st.Dropped)
+			require.Zero(t, st.FlushErrors)
+			require.EqualValues(t, 100-len(c.bad), e.count(`SELECT count(*) FROM pggit.performance_metrics`))
+			for _, b := range c.bad {
+				require.Zero(t, e.count(`SELECT count(*) FROM pggit.performance_metrics WHERE duration_microseconds = $1`, b.s.Duration.Microseconds()))
+			}
+			require.EqualValues(t, 100-len(c.bad), e.count(`SELECT sum(sample_count) FROM pggit.performance_histograms`))
+
+			// Each rejected sample, in order, with the database's reason.
+			require.Len(t, rejected, len(c.bad))
+			for i, b := range c.bad {
+				got := rejected[i]
+				require.Equal(t, b.s.OperationType, got.Sample.OperationType)
+				require.Equal(t, b.s.Scope, got.Sample.Scope)
+				require.Equal(t, b.s.Duration, got.Sample.Duration)
+				require.Equal(t, string(b.s.Metadata), string(got.Sample.Metadata))
+				var pgErr *pgconn.PgError
+				require.ErrorAs(t, got.Err, &pgErr)
+				require.Equal(t, b.sqlState, pgErr.Code, pgErr.Message)
+				if b.sqlState == "23514" {
+					require.Equal(t, "performance_metrics", pgErr.TableName)
+					require.Contains(t, got.Err.Error(), `new row for relation "performance_metrics" violates check constraint`)
+				}
+			}
+		})
+	}
+}
+
+// A trigger that fails while the samples are written (the samples' trigger
+// writes histograms) is not the samples' fault, whatever its SQLSTATE: they
+// are kept and retried until it works again, none is rejected.
+func TestRecorderRetriesWhenATriggerFails(t *testing.T) {
+	t.Parallel()
+	raise := func(code string) string {
+		return `CREATE FUNCTION public.test_fault() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+			BEGIN RAISE EXCEPTION 'injected fault' USING ERRCODE = '` + code + `'; END $$;
+			CREATE TRIGGER test_fault BEFORE INSERT ON pggit.performance_histograms
+				FOR EACH STATEMENT EXECUTE FUNCTION public.test_fault()`
+	}
+	const dropRaise = `DROP TRIGGER test_fault ON pggit.performance_histograms`
+	for _, c := range []struct{ name, fault, repair string }{
+		{"RAISE check_violation", raise("23514"), dropRaise},
+		{"RAISE invalid_parameter_value", raise("22023"), dropRaise},
+		{"a CHECK of the histograms", `ALTER TABLE pggit.performance_histograms ADD CONSTRAINT test_fault CHECK (sample_count < 0) NOT VALID`,
+			`ALTER TABLE pggit.performance_histograms DROP CONSTRAINT test_fault`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := setup(t)
+			e.exec(c.fault)
+			rec, err := e.client.NewRecorder(&monitor.RecorderConfig{BatchSize: 10, FlushInterval: 5 * time.Millisecond})
+			require.NoError(t, err)
+			for i := range 100 {
+				require.NoError(t, rec.Record("op", time.Duration(i+1)*time.Millisecond))
+			}
+			require.Eventually(t, func() bool {
+				st := rec.Stats()
+				return st.FlushErrors > 0 || st.Rejected > 0
+			}, 30*time.Second, 5*time.Millisecond)
+			st := rec.Stats()
+			require.Zero(t, st.Rejected)
+			require.Zero(t, st.Written)
+			require.Equal(t, 100, st.Buffered)
+
+			e.exec(c.repair)
+			require.NoError(t, rec.Close(e.ctx))
+			st = rec.Stats()
+			require.EqualValues(t, 100, st.Written)
+			require.Zero(t, st.Rejected)
+			require.Zero(t, st.Dropped)
+			require.EqualValues(t, 100, e.count(`SELECT count(*) FROM pggit.performance_metrics`))
+			require.EqualValues(t, 100, e.count(`SELECT count(DISTINCT duration_microseconds) FROM pggit.performance_metrics`))
+			require.EqualValues(t, 100, e.count(`SELECT sum(sample_count) FROM pggit.performance_histograms`))
+		})
 	}
 }

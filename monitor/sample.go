@@ -15,15 +15,15 @@ import (
 
 // Sample is one timed execution of an operation.
 type Sample struct {
-	// OperationType names the operation ("merge_branches"): non-empty, at most
-	// 200 characters, no control characters. Required.
+	// OperationType names the operation ("merge_branches"): not blank, at
+	// most 200 characters, no control characters (CR, LF, tab, ...). Required.
 	OperationType string
 	// Duration is how long it took; must be positive. Stored in whole
 	// microseconds, rounded up (a 300ns call is stored as 1µs).
 	Duration time.Duration
 	// Scope narrows the baseline (a branch, a tenant); empty means global.
-	// At most 200 characters, not blank, no control characters. Baselines
-	// are kept per (operation, scope).
+	// At most 200 characters, no control characters, not only spaces.
+	// Baselines are kept per (operation, scope).
 	Scope string
 	// UserName is optional; when set, a name like OperationType.
 	UserName string
@@ -33,20 +33,28 @@ type Sample struct {
 	RecordedAt time.Time
 }
 
-func validateName(argument, name string) error {
-	if strings.TrimSpace(name) == "" || utf8.RuneCountInString(name) > 200 || !utf8.ValidString(name) {
-		return argError(argument, "must be a non-empty name of at most 200 characters, got %q", truncate(name, 40))
+// isValidName is pggit.is_valid_name: valid UTF-8 of at most maxLength
+// characters, no control character (Unicode Cc: C0, DEL, C1), and not only
+// spaces; empty only when allowEmpty. It is the rule of the CHECKs on
+// pggit.performance_metrics, so a sample that passes is not refused for its
+// names.
+func isValidName(name string, maxLength int, allowEmpty bool) bool {
+	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxLength {
+		return false
 	}
-	return validateNoControl(argument, name)
+	if name == "" {
+		return allowEmpty
+	}
+	if strings.Trim(name, " ") == "" { // btrim trims spaces only
+		return false
+	}
+	// U+2028 and U+2029 are controls to [[:cntrl:]] in glibc locales.
+	return strings.IndexFunc(name, func(r rune) bool { return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' }) < 0
 }
 
-// validateNoControl refuses the characters pggit.is_valid_name refuses (the
-// tables' CHECK constraints): C0 and C1 controls, and the line and paragraph
-// separators some locales count with them. A COPY holding one such sample
-// would fail with its whole batch.
-func validateNoControl(argument, name string) error {
-	if strings.IndexFunc(name, func(r rune) bool { return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' }) >= 0 {
-		return argError(argument, "must not hold control characters (CR, LF, tab...), got %q", truncate(name, 40))
+func validateName(argument, name string) error {
+	if !isValidName(name, 200, false) {
+		return argError(argument, "must be a non-blank name of at most 200 characters without control characters, got %q", truncate(name, 40))
 	}
 	return nil
 }
@@ -58,31 +66,38 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
-// row validates s and converts it to the COPY row.
-func (s *Sample) row(now time.Time) (gen.CopyMetricsParams, error) {
+// validate checks s with the rules of pggit.performance_metrics' CHECKs.
+func (s *Sample) validate() error {
 	if err := validateName("OperationType", s.OperationType); err != nil {
-		return gen.CopyMetricsParams{}, err
+		return err
 	}
 	if s.Duration <= 0 {
-		return gen.CopyMetricsParams{}, argError("Duration", "must be greater than 0, got %s", s.Duration)
+		return argError("Duration", "must be greater than 0, got %s", s.Duration)
 	}
-	if utf8.RuneCountInString(s.Scope) > 200 || !utf8.ValidString(s.Scope) {
-		return gen.CopyMetricsParams{}, argError("Scope", "must be at most 200 characters (empty for global), got %q", truncate(s.Scope, 40))
-	}
-	if s.Scope != "" && strings.TrimSpace(s.Scope) == "" {
-		return gen.CopyMetricsParams{}, argError("Scope", "must be empty (global) or not blank, got %q", truncate(s.Scope, 40))
-	}
-	if err := validateNoControl("Scope", s.Scope); err != nil {
-		return gen.CopyMetricsParams{}, err
+	if !isValidName(s.Scope, 200, true) {
+		return argError("Scope", "must be empty (global) or a non-blank name of at most 200 characters without control characters, got %q", truncate(s.Scope, 40))
 	}
 	if s.UserName != "" {
 		if err := validateName("UserName", s.UserName); err != nil {
-			return gen.CopyMetricsParams{}, err
+			return err
 		}
 	}
 	if s.Metadata != nil && !json.Valid(s.Metadata) {
-		return gen.CopyMetricsParams{}, argError("Metadata", "must be valid JSON or nil")
+		return argError("Metadata", "must be valid JSON or nil")
 	}
+	return nil
+}
+
+// row validates s and converts it to the COPY row.
+func (s *Sample) row(now time.Time) (gen.CopyMetricsParams, error) {
+	if err := s.validate(); err != nil {
+		return gen.CopyMetricsParams{}, err
+	}
+	return s.toRow(now), nil
+}
+
+// toRow converts s to the COPY row; RecordedAt defaults to now.
+func (s *Sample) toRow(now time.Time) gen.CopyMetricsParams {
 	at := s.RecordedAt
 	if at.IsZero() {
 		at = now
@@ -99,7 +114,22 @@ func (s *Sample) row(now time.Time) (gen.CopyMetricsParams, error) {
 		Scope:                s.Scope,
 		UserName:             user,
 		Metadata:             s.Metadata,
-	}, nil
+	}
+}
+
+// sampleOf is the Sample of a COPY row (Duration in whole microseconds).
+func sampleOf(p gen.CopyMetricsParams) Sample {
+	s := Sample{
+		OperationType: p.OperationType,
+		Duration:      time.Duration(p.DurationMicroseconds) * time.Microsecond,
+		Scope:         p.Scope,
+		Metadata:      p.Metadata,
+		RecordedAt:    p.RecordedAt,
+	}
+	if p.UserName != nil {
+		s.UserName = *p.UserName
+	}
+	return s
 }
 
 // RecordSample writes one sample synchronously through

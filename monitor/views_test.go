@@ -1,14 +1,21 @@
 package monitor_test
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"math"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pggit/pggit-monitor/monitor"
+	"github.com/pggit/pggit-monitor/monitor/monitortest"
 )
 
 // row reads one row of a query into a map.
@@ -31,8 +38,19 @@ func (e *env) rowsOf(sql string, args ...any) []map[string]any {
 }
 
 // seedDashboards builds a database where every view's answer is known.
+//
+// Times are relative to one instant read from the database first. The
+// recalculation runs and baseline changes of "today" lie between the start of
+// its day, in the session's TimeZone as date_trunc('day') in the views sees
+// it, and that instant: an hour or two before now is yesterday between 00:00
+// and 02:00, and the views would group them into one more day.
 func seedDashboards(e *env) {
 	e.t.Helper()
+	var dbNow, dayStart time.Time
+	require.NoError(e.t, e.pool.QueryRow(e.ctx, `SELECT now(), date_trunc('day', now())`).Scan(&dbNow, &dayStart))
+	today := func(fraction float64) time.Time { // that share of today so far
+		return dayStart.Add(time.Duration(fraction * float64(dbNow.Sub(dayStart))))
+	}
 	now := time.Now()
 	// Samples of the last hour: a@'' 1..100 ms, a@main 10 x 60 ms, b (no baseline) 5 x 1 ms.
 	d := make([]int64, 100)
@@ -67,12 +85,12 @@ func seedDashboards(e *env) {
 		VALUES ('old', 'ALL', now() - interval '1 hour', 'ops', now() - interval '2 hours')`)
 	// Recalculation runs: 3 days ago FAILED, today SUCCESS then PARTIAL.
 	e.exec(`INSERT INTO pggit.baseline_recalc_execution (started_at, finished_at, duration_ms, status, reason, lookback_days, min_samples, force, window_start, window_end) VALUES
-		(now() - interval '3 days', now() - interval '3 days', 50, 'FAILED', 'scheduled', 7, 10, false, now(), now()),
-		(now() - interval '2 hours', now() - interval '2 hours', 100, 'SUCCESS', 'scheduled', 7, 10, false, now(), now()),
-		(now() - interval '1 hour', now() - interval '1 hour', 200, 'PARTIAL', 'manual', 7, 10, false, now(), now())`)
+		($1::timestamptz - interval '3 days', $1::timestamptz - interval '3 days', 50, 'FAILED', 'scheduled', 7, 10, false, now(), now()),
+		($2, $2, 100, 'SUCCESS', 'scheduled', 7, 10, false, now(), now()),
+		($3, $3, 200, 'PARTIAL', 'manual', 7, 10, false, now(), now())`, dbNow, today(0.2), today(0.4))
 	e.exec(`INSERT INTO pggit.performance_baseline_history (operation_type, scope, baseline_id, old_p99_microseconds, new_p99_microseconds, percent_change, sample_count, lookback_days, reason, changed_at) VALUES
-		('a', '', 1, 30769, 40000, 30, 100, 7, 'scheduled', now() - interval '1 hour'),
-		('a', '', 1, 44444, 40000, -10, 100, 7, 'manual', now() - interval '30 minutes')`)
+		('a', '', 1, 30769, 40000, 30, 100, 7, 'scheduled', $1),
+		('a', '', 1, 44444, 40000, -10, 100, 7, 'manual', $2)`, today(0.6), today(0.8))
 	// A webhook with four logged attempts and batches in every state.
 	e.exec(`INSERT INTO pggit.alert_notification_webhooks (webhook_type, name, secret_ciphertext, secret_nonce, key_id)
 		VALUES ('slack', 'ops', '\x00112233445566778899aabbccddeeff00', '\x001122334455667788990011', 'k')`)
@@ -88,7 +106,66 @@ func seedDashboards(e *env) {
 
 func TestDashboardViews(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	checkDashboardViews(t, setup(t))
+}
+
+// The views' days and hours are those of the session's TimeZone. In a zone
+// where it is now just after midnight (or just after the hour: the zones are
+// minutes off UTC), yesterday and the previous hour are close: the answers
+// must not change.
+func TestDashboardViewsAtAnyTimeOfDay(t *testing.T) {
+	t.Parallel()
+	for _, local := range []string{"00:05", "00:45", "01:30", "23:55"} {
+		t.Run(local, func(t *testing.T) {
+			t.Parallel()
+			e := setupWhereNowIs(t, local)
+			checkDashboardViews(t, e)
+		})
+	}
+}
+
+// setupWhereNowIs is setup with a session TimeZone in which the local time
+// now is hhmm ("00:45"): a POSIX zone of whole minutes off UTC.
+func setupWhereNowIs(t *testing.T, hhmm string) *env {
+	t.Helper()
+	want, err := time.Parse("15:04", hhmm)
+	require.NoError(t, err)
+	utc := time.Now().UTC()
+	offset := (time.Duration(want.Hour()-utc.Hour())*time.Hour + time.Duration(want.Minute()-utc.Minute())*time.Minute) % (24 * time.Hour)
+	switch {
+	case offset > 12*time.Hour:
+		offset -= 24 * time.Hour
+	case offset <= -12*time.Hour:
+		offset += 24 * time.Hour
+	}
+	sign, posix := "+", "-" // POSIX offsets are west of Greenwich: UTC+5 is "-5"
+	if offset < 0 {
+		sign, posix, offset = "-", "+", -offset
+	}
+	h, m := int(offset/time.Hour), int(offset%time.Hour/time.Minute)
+	zone := fmt.Sprintf("<%s%02d%02d>%s%02d:%02d", sign, h, m, posix, h, m)
+
+	dsn := monitortest.NewDB(t)
+	cfg, err := monitortest.PoolConfig(dsn)
+	require.NoError(t, err)
+	cfg.ConnConfig.RuntimeParams["timezone"] = zone
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	client, err := monitor.New(pool, &monitor.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	e := &env{t: t, ctx: context.Background(), dsn: dsn, pool: pool, client: client}
+
+	// The zone does what it should: the database's local time is hhmm (or
+	// the minute after, if one began meanwhile).
+	var local string
+	require.NoError(t, pool.QueryRow(e.ctx, `SELECT to_char(now(), 'HH24:MI')`).Scan(&local))
+	require.Contains(t, []string{hhmm, want.Add(time.Minute).Format("15:04")}, local, "local time in %s", zone)
+	return e
+}
+
+func checkDashboardViews(t *testing.T, e *env) {
+	t.Helper()
 	seedDashboards(e)
 
 	h := e.row(`SELECT * FROM pggit.v_monitoring_system_health`)
