@@ -166,15 +166,15 @@ type Dispatcher struct {
 	cfg    DispatcherConfig
 	logger *slog.Logger
 
-	mu       sync.Mutex
-	running  bool
-	stopLoop context.CancelFunc // stops claiming
-	stopSend context.CancelFunc // abandons in-flight deliveries
-	stopKeeper func()          // stops extending leases, and waits
-	loopDone chan struct{}
-	inflight sync.WaitGroup
-	slots    chan struct{}
-	wake     chan struct{}
+	mu         sync.Mutex
+	running    bool
+	stopLoop   context.CancelFunc // stops claiming
+	stopSend   context.CancelFunc // abandons in-flight deliveries
+	stopKeeper func()             // stops extending leases, and waits
+	loopDone   chan struct{}
+	inflight   sync.WaitGroup
+	slots      chan struct{}
+	wake       chan struct{}
 
 	leaseMu sync.Mutex
 	leases  map[int64]*claimed // batches in flight, by id
