@@ -141,7 +141,7 @@ func TestKilledDispatcherProcessLosesNothing(t *testing.T) {
 
 	// The child process.
 	cfg, err := json.Marshal(crashHelper{DSN: e.dsn, Key: key, Worker: "killed", Lease: lease,
-		RequestTimeout: lease - time.Second, Concurrency: concurrency})
+		RequestTimeout: lease / 3, Concurrency: concurrency})
 	require.NoError(t, err)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcessDispatcher$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashHelperEnv+"="+string(cfg))
@@ -160,6 +160,7 @@ func TestKilledDispatcherProcessLosesNothing(t *testing.T) {
 	select {
 	case <-held: // the child is sending: the receiver holds at least one request
 	case err := <-exited:
+		exited <- err // for the cleanup
 		t.Fatalf("the child exited before sending: %v\n%s", err, childLogs.String())
 	case <-time.After(60 * time.Second):
 		t.Fatalf("the child sent nothing in 60s\n%s", childLogs.String())
