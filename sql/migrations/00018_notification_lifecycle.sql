@@ -355,14 +355,22 @@ BEGIN
                   WHEN 'sending' THEN b.lease_until < v_now
                   ELSE true
               END
+          -- Correlated subqueries (OFFSET 0 keeps them so), tested per
+          -- candidate in next_attempt_at order until p_limit pass: a few
+          -- index probes per claimed item, whatever the statistics say.
           AND NOT EXISTS (
               SELECT 1
               FROM pggit.alert_notification_queue q
-              JOIN pggit.alert_notification_queue p
-                ON p.alert_id = q.alert_id AND p.webhook_id = q.webhook_id AND p.notification_id < q.notification_id
               WHERE q.batch_id = b.batch_id
-                AND p.batch_id IS DISTINCT FROM b.batch_id
-                AND p.status IN ('held', 'pending', 'sending', 'failed'))
+                AND EXISTS (
+                    SELECT 1
+                    FROM pggit.alert_notification_queue p
+                    WHERE p.alert_id = q.alert_id AND p.webhook_id = q.webhook_id
+                      AND p.notification_id < q.notification_id
+                      AND p.status IN ('held', 'pending', 'sending', 'failed')
+                      AND p.batch_id IS DISTINCT FROM b.batch_id
+                    OFFSET 0)
+              OFFSET 0)
         ORDER BY b.next_attempt_at, b.batch_id
         LIMIT p_limit
         FOR UPDATE SKIP LOCKED
