@@ -603,17 +603,33 @@ func (d *Dispatcher) deliver(ctx context.Context, c *claimed) {
 // complete records an outcome, retrying with backoff while the connection
 // fails (a database restart) until the lease ends. Recording is idempotent,
 // so a retry after a reply was lost is harmless.
-func (d *Dispatcher) complete(ctx context.Context, c *claimed, p gen.CompleteNotificationBatchParams) (bool, error) {
+func (d *Dispatcher) complete(ctx context.Context, c *claimed, p gen.CompleteNotificationBatchParams) (ok bool, err error) {
+	err = d.withRetry(ctx, c, c.remaining, "recording a delivery", func(ctx context.Context) error {
+		ok, err = d.client.queries.CompleteNotificationBatch(ctx, p)
+		return err
+	})
+	return ok, mapError(err)
+}
+
+// withRetry runs call, and runs it again with backoff while it fails for
+// the connection's sake (retryable), as long as budget() leaves time for the
+// wait. Each call is bounded by what budget() leaves (at least a second).
+func (d *Dispatcher) withRetry(ctx context.Context, c *claimed, budget func() time.Duration, what string,
+	call func(context.Context) error) error {
 	wait := 50 * time.Millisecond
 	for {
-		cctx, cancel := context.WithTimeout(ctx, max(c.remaining(), time.Second))
-		ok, err := d.client.queries.CompleteNotificationBatch(cctx, p)
+		cctx, cancel := context.WithTimeout(ctx, max(budget(), time.Second))
+		err := call(cctx)
 		cancel()
-		if err == nil || !retryable(err) || c.remaining() < wait {
-			return ok, mapError(err)
+		if err == nil || !retryable(err) || ctx.Err() != nil || budget() < wait {
+			return err
 		}
-		d.logger.Warn("pggit: recording a delivery failed; retrying", slog.Int64("batch_id", p.BatchID), slog.String("error", err.Error()))
-		time.Sleep(wait)
+		d.logger.Warn("pggit: "+what+" failed; retrying", slog.Int64("batch_id", c.b.BatchID), slog.String("error", err.Error()))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
 		wait = min(wait*2, 2*time.Second)
 	}
 }
@@ -635,9 +651,11 @@ func retryable(err error) bool {
 // release gives back a batch that was not sent, so it is due again at once
 // without counting an attempt.
 func (d *Dispatcher) release(ctx context.Context, c *claimed, why string) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(c.remaining(), time.Second))
-	defer cancel()
-	ok, err := d.client.queries.ReleaseNotificationBatch(rctx, c.b.BatchID, d.cfg.Worker)
+	var ok bool
+	err := d.withRetry(context.WithoutCancel(ctx), c, c.remaining, "releasing an unsent batch", func(ctx context.Context) (err error) {
+		ok, err = d.client.queries.ReleaseNotificationBatch(ctx, c.b.BatchID, d.cfg.Worker)
+		return err
+	})
 	attrs := []any{slog.Int64("batch_id", c.b.BatchID), slog.Int64("webhook_id", c.b.WebhookID), slog.String("reason", why)}
 	switch {
 	case err != nil:
@@ -671,6 +689,18 @@ func (d *Dispatcher) backoff(attempt int, retryAfter time.Duration) time.Duratio
 // was sent because the lease would not last: the batch is then released.
 func (d *Dispatcher) attempt(ctx context.Context, c *claimed) (res attempt, sent bool) {
 	w, err := c.hook.w, c.hook.err
+	if err != nil && !errors.Is(err, ErrNotFound) && retryable(err) {
+		// Reading the webhook failed with the connection (a restart between
+		// the claim and the read): read it again within the lease.
+		budget := func() time.Duration { return c.remaining() - d.margin() - d.cfg.RequestTimeout }
+		err = d.withRetry(ctx, c, budget, "reading a webhook", func(ctx context.Context) (err error) {
+			w, err = d.client.Webhook(ctx, c.b.WebhookID)
+			return err
+		})
+		if err != nil && ctx.Err() == nil && retryable(err) {
+			return attempt{err: "the webhook could not be read within the lease: " + err.Error()}, false
+		}
+	}
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return attempt{outcome: "dead", err: "webhook no longer exists"}, true
@@ -687,20 +717,30 @@ func (d *Dispatcher) attempt(ctx context.Context, c *claimed) (res attempt, sent
 	case WebhookPagerDuty:
 		format = FormatPagerDuty // batches of one
 	}
-	budget := c.remaining() - d.margin() - d.cfg.RequestTimeout
-	if budget <= 0 {
+	// Formatting may use what the lease leaves after a request and the
+	// margin; a connection failure (a database restart) is retried within
+	// that, and formatting that cannot finish in it sends nothing.
+	budget := func() time.Duration { return c.remaining() - d.margin() - d.cfg.RequestTimeout }
+	if budget() <= 0 {
 		return attempt{err: "no time left in the lease to format"}, false
 	}
-	fctx, cancel := context.WithTimeout(ctx, budget)
-	msg, err := d.client.queries.FormatNotificationBatch(fctx, c.b.BatchID, format)
-	cancel()
+	var msg string
+	err = d.withRetry(ctx, c, budget, "formatting a batch", func(fctx context.Context) (err error) {
+		if budget() <= 0 {
+			return context.DeadlineExceeded
+		}
+		fctx, cancel := context.WithTimeout(fctx, budget())
+		defer cancel()
+		msg, err = d.client.queries.FormatNotificationBatch(fctx, c.b.BatchID, format)
+		return err
+	})
 	if err != nil {
 		var argErr *ArgumentError
 		if errors.As(mapError(err), &argErr) && argErr.Argument == "p_batch_id" {
 			return attempt{outcome: "dead", err: "batch holds no alert (alerts deleted): " + argErr.Message}, true
 		}
-		if fctx.Err() != nil && ctx.Err() == nil {
-			return attempt{err: "formatting did not finish within the lease"}, false
+		if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || retryable(err)) {
+			return attempt{err: "formatting did not finish within the lease: " + mapError(err).Error()}, false
 		}
 		return attempt{outcome: "retry", err: mapError(err).Error()}, true
 	}
