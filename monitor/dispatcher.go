@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -634,9 +636,13 @@ func (d *Dispatcher) withRetry(ctx context.Context, c *claimed, budget func() ti
 	}
 }
 
-// retryable tells a failure of the connection (or a server shutting down)
-// from an error the database raised about the call itself.
+// retryable tells a failure of the connection (a server restarting or
+// unreachable, a connection cut, a call that timed out) from an error about
+// the call itself, which a retry would only repeat.
 func retryable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code[:2] {
@@ -645,7 +651,11 @@ func retryable(err error) bool {
 		}
 		return false
 	}
-	return !errors.Is(err, context.Canceled)
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // release gives back a batch that was not sent, so it is due again at once
