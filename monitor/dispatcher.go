@@ -390,11 +390,16 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) (int, error) {
 type claimed struct {
 	b        gen.NotificationBatch
 	hook     webhookResult
-	deadline atomic.Int64 // unix nanoseconds
+	deadline atomic.Pointer[time.Time] // with its monotonic reading: a clock step cannot stretch it
 }
 
 func (c *claimed) remaining() time.Duration {
-	return time.Until(time.Unix(0, c.deadline.Load()))
+	return time.Until(*c.deadline.Load())
+}
+
+func (c *claimed) extendFrom(asked time.Time, lease time.Duration) {
+	t := asked.Add(lease)
+	c.deadline.Store(&t)
 }
 
 // claim claims up to n due batches, decrypts their webhooks and registers
@@ -411,7 +416,7 @@ func (d *Dispatcher) claim(ctx context.Context, n int) ([]*claimed, error) {
 	defer d.leaseMu.Unlock()
 	for i, b := range batches {
 		c := &claimed{b: b, hook: hooks[b.WebhookID]}
-		c.deadline.Store(asked.Add(d.cfg.Lease).UnixNano())
+		c.extendFrom(asked, d.cfg.Lease)
 		d.leases[b.BatchID] = c
 		out[i] = c
 	}
@@ -420,7 +425,9 @@ func (d *Dispatcher) claim(ctx context.Context, n int) ([]*claimed, error) {
 
 func (d *Dispatcher) forget(c *claimed) {
 	d.leaseMu.Lock()
-	delete(d.leases, c.b.BatchID)
+	if d.leases[c.b.BatchID] == c { // not a later claim of the same batch
+		delete(d.leases, c.b.BatchID)
+	}
 	d.leaseMu.Unlock()
 }
 
@@ -460,7 +467,7 @@ func (d *Dispatcher) keepLeases(ctx context.Context) {
 		d.leaseMu.Lock()
 		for _, id := range kept {
 			if c, ok := d.leases[id]; ok {
-				c.deadline.Store(asked.Add(d.cfg.Lease).UnixNano())
+				c.extendFrom(asked, d.cfg.Lease)
 			}
 		}
 		d.leaseMu.Unlock()
@@ -496,8 +503,15 @@ func (d *Dispatcher) webhooks(ctx context.Context, batches []gen.NotificationBat
 // failed batch is retried by a later pass.
 func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 	kctx, stopKeeper := context.WithCancel(ctx)
-	defer stopKeeper()
-	go d.keepLeases(kctx)
+	keeperDone := make(chan struct{})
+	go func() {
+		defer close(keeperDone)
+		d.keepLeases(kctx)
+	}()
+	defer func() {
+		stopKeeper()
+		<-keeperDone
+	}()
 	total, handled := 0, map[int64]bool{}
 	for total < 1000 && ctx.Err() == nil {
 		claims, err := d.claim(ctx, d.cfg.Concurrency)
@@ -711,6 +725,11 @@ func (d *Dispatcher) attempt(ctx context.Context, c *claimed) (res attempt, sent
 			return attempt{err: "the webhook could not be read within the lease: " + err.Error()}, false
 		}
 	}
+	if ctx.Err() != nil {
+		// Stopping (or RunOnce's context ended) before anything was sent:
+		// give the batch back rather than count an attempt.
+		return attempt{err: "stopped before sending"}, false
+	}
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return attempt{outcome: "dead", err: "webhook no longer exists"}, true
@@ -744,12 +763,15 @@ func (d *Dispatcher) attempt(ctx context.Context, c *claimed) (res attempt, sent
 		msg, err = d.client.queries.FormatNotificationBatch(fctx, c.b.BatchID, format)
 		return err
 	})
+	if ctx.Err() != nil {
+		return attempt{err: "stopped before sending"}, false
+	}
 	if err != nil {
 		var argErr *ArgumentError
 		if errors.As(mapError(err), &argErr) && argErr.Argument == "p_batch_id" {
 			return attempt{outcome: "dead", err: "batch holds no alert (alerts deleted): " + argErr.Message}, true
 		}
-		if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || retryable(err)) {
+		if errors.Is(err, context.DeadlineExceeded) || retryable(err) {
 			return attempt{err: "formatting did not finish within the lease: " + mapError(err).Error()}, false
 		}
 		return attempt{outcome: "retry", err: mapError(err).Error()}, true

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -285,4 +286,42 @@ func TestSlowDatabaseAndSlowReceiverSendEachBatchOnce(t *testing.T) {
 	}
 	require.EqualValues(t, 0, n.count(`SELECT count(*) FROM pggit.alert_notification_log WHERE error LIKE '%lease lost%'`))
 	require.EqualValues(t, alerts, n.count(`SELECT count(*) FROM pggit.alert_notification_log WHERE outcome = 'sent'`))
+}
+
+// An event on an alert whose snooze has ended, before any claim released
+// what the snooze held, is held behind it: notifications of one alert to one
+// webhook are batched in the order they were queued, so two batches can
+// never wait on each other (with full batches of two they did: each held an
+// alert's later event while the other held its earlier one).
+func TestHeldNotificationsReleaseInOrderWithoutJammingBatches(t *testing.T) {
+	t.Parallel()
+	n := setupNotify(t)
+	s := newSink(t)
+	w := n.webhook("webhook", "w", secretURL(s, "TJAM"), "")
+	n.route(w, "ALL", "INFO")
+	require.NoError(t, n.c.SetBatchConfig(n.ctx, monitor.BatchConfig{WebhookType: "webhook", Size: 2, Timeout: 0, MaxAttempts: 3}))
+	id, err := n.c.SnoozeAlerts(n.ctx, monitor.SnoozeParams{OperationType: "op_b", CreatedBy: "alice"})
+	require.NoError(t, err)
+	b := n.raise("op_b", "ANOMALY", "WARNING") // held
+	_, err = n.c.Unsnooze(n.ctx, id, "bob")
+	require.NoError(t, err)
+	c := n.raise("op_c", "ANOMALY", "WARNING")
+	n.raise("op_b", "ANOMALY", "CRITICAL") // the snooze ended, but the opening is still held
+	require.EqualValues(t, 2, n.count(`SELECT count(*) FROM pggit.alert_notification_queue WHERE alert_id = $1 AND status = 'held'`, b))
+	n.exec(`SELECT pggit.run_notification_followups()`) // releases, in order
+	n.raise("op_c", "ANOMALY", "CRITICAL")
+
+	d := n.dispatcher(nil)
+	for range 5 {
+		n.runOnce(d)
+	}
+	require.EqualValues(t, 4, n.count(`SELECT count(*) FROM pggit.alert_notification_queue WHERE status = 'sent'`))
+	var order []string
+	for _, r := range s.received() {
+		for _, a := range alertsOf(t, []sinkRequest{r}) {
+			order = append(order, fmt.Sprintf("%d %s", a.AlertID, a.Event))
+		}
+	}
+	require.Less(t, slices.Index(order, fmt.Sprintf("%d opened", b)), slices.Index(order, fmt.Sprintf("%d escalated", b)), order)
+	require.Less(t, slices.Index(order, fmt.Sprintf("%d opened", c)), slices.Index(order, fmt.Sprintf("%d escalated", c)), order)
 }

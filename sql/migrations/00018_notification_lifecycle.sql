@@ -54,7 +54,7 @@ ALTER TABLE pggit.alert_notification_queue
         CHECK (status IN ('held', 'pending', 'sending', 'sent', 'failed', 'dead', 'suppressed'));
 COMMENT ON COLUMN pggit.alert_notification_queue.held_snooze_id IS
     'The snooze that held this notification (status held, or sent after the snooze ended)';
-CREATE INDEX alert_notification_queue_held_idx ON pggit.alert_notification_queue (alert_id) WHERE status = 'held';
+CREATE INDEX alert_notification_queue_held_idx ON pggit.alert_notification_queue (held_snooze_id, alert_id) WHERE status = 'held';
 -- The claim's order check: is an earlier notification of this alert to this
 -- webhook unfinished? One probe per item, whatever the statistics say (on a
 -- queue never analyzed, the planner otherwise scans the webhook's items).
@@ -106,6 +106,7 @@ DECLARE
     r        record;
     v_state  pggit.alert_notification_state;
     v_snooze bigint := pggit.active_snooze_id(p_alert.operation_type, p_alert.alert_type);
+    v_hold   bigint; -- held under this snooze (0: a snooze since deleted); NULL: not held
     v_id     bigint;
     v_n      integer := 0;
     v_now    timestamptz := clock_timestamp();
@@ -132,12 +133,29 @@ BEGIN
         GROUP BY w.webhook_id, c.max_attempts, c.resend_seconds
         ORDER BY w.webhook_id
     LOOP
+        -- Locks in one order everywhere: the webhook's open-batch row, then
+        -- the state row (run_notification_followups never waits for either).
+        INSERT INTO pggit.notification_batch_open (webhook_id) VALUES (r.webhook_id)
+        ON CONFLICT (webhook_id) DO NOTHING;
+        PERFORM 1 FROM pggit.notification_batch_open o WHERE o.webhook_id = r.webhook_id FOR UPDATE;
         INSERT INTO pggit.alert_notification_state (alert_id, webhook_id)
         VALUES (p_alert.alert_id, r.webhook_id)
         ON CONFLICT (alert_id, webhook_id) DO NOTHING;
         SELECT s.* INTO v_state FROM pggit.alert_notification_state s
         WHERE s.alert_id = p_alert.alert_id AND s.webhook_id = r.webhook_id
         FOR UPDATE;
+        -- Behind a held notification, a new one is held too (under the same
+        -- snooze until the follow-ups release them all, in order), so the
+        -- notifications of one alert to one webhook are batched in the order
+        -- they were queued and the order check can never wait in a circle.
+        v_hold := v_snooze;
+        IF v_hold IS NULL THEN
+            SELECT coalesce(q.held_snooze_id, 0) INTO v_hold
+            FROM pggit.alert_notification_queue q
+            WHERE q.alert_id = p_alert.alert_id AND q.webhook_id = r.webhook_id AND q.status = 'held'
+            ORDER BY q.notification_id DESC
+            LIMIT 1;
+        END IF;
 
         IF p_event = 'resolved' THEN
             UPDATE pggit.alert_notification_state s SET next_repeat_at = NULL
@@ -161,10 +179,10 @@ BEGIN
             (alert_id, webhook_id, event, severity, max_attempts, dedup_key, status, held_snooze_id)
         VALUES (p_alert.alert_id, r.webhook_id, p_event, p_alert.severity, r.max_attempts,
                 format('pggit-%s-%s-%s-%s', p_alert.alert_id, p_event, p_alert.severity, r.webhook_id),
-                CASE WHEN v_snooze IS NULL THEN 'pending' ELSE 'held' END, v_snooze)
+                CASE WHEN v_hold IS NULL THEN 'pending' ELSE 'held' END, nullif(v_hold, 0))
         ON CONFLICT (dedup_key) DO NOTHING
         RETURNING notification_id INTO v_id;
-        IF v_id IS NULL OR v_snooze IS NOT NULL THEN
+        IF v_id IS NULL OR v_hold IS NOT NULL THEN
             CONTINUE;
         END IF;
         PERFORM pggit.enqueue_notification_batch(v_id);
@@ -197,8 +215,12 @@ CREATE TRIGGER performance_alerts_notify_update
 
 -- Follow-ups that come due with time rather than with an alert event: held
 -- notifications whose snooze ended, and reminders. Run by every claim
--- (pggit.claim_notification_batches); one caller at a time, others skip.
--- Returns how many notifications it queued.
+-- (pggit.claim_notification_batches). It never waits for a lock: one caller
+-- at a time (others return at once), and when a transaction that queues
+-- notifications holds a webhook's open-batch row or a state row, that work
+-- waits for the next call. Cheap when nothing is due: one index probe per
+-- snooze that holds notifications, one for reminders. Returns how many
+-- notifications it queued.
 -- +goose StatementBegin
 CREATE FUNCTION pggit.run_notification_followups(p_limit integer DEFAULT 1000)
 RETURNS integer
@@ -206,12 +228,13 @@ LANGUAGE plpgsql
 SET search_path = pggit, pg_catalog
 AS $$
 DECLARE
-    r       record;
-    v_alert pggit.performance_alerts;
-    v_state pggit.alert_notification_state;
-    v_id    bigint;
-    v_n     integer := 0;
-    v_now   timestamptz := clock_timestamp();
+    r        record;
+    v_alert  pggit.performance_alerts;
+    v_state  pggit.alert_notification_state;
+    v_snooze bigint;
+    v_id     bigint;
+    v_n      integer := 0;
+    v_now    timestamptz := clock_timestamp();
 BEGIN
     IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 100000 THEN
         RAISE EXCEPTION 'p_limit must be between 1 and 100000, got %', coalesce(p_limit::text, 'NULL')
@@ -220,34 +243,67 @@ BEGIN
     IF NOT pg_try_advisory_xact_lock(hashtext('pggit.run_notification_followups')) THEN
         RETURN 0;
     END IF;
+    -- The open-batch rows first (the order enqueue_alert_notifications
+    -- takes), without waiting: a transaction queueing notifications holds
+    -- its webhooks' rows until it commits.
+    BEGIN
+        PERFORM 1 FROM pggit.notification_batch_open o ORDER BY o.webhook_id FOR UPDATE NOWAIT;
+    EXCEPTION WHEN lock_not_available THEN
+        RETURN 0;
+    END;
 
-    -- Held notifications whose alert no snooze matches any more.
+    -- Held notifications whose snooze ended (expired, cancelled or
+    -- deleted): the snoozes that hold any, found by a skip scan of the held
+    -- index, then the alerts of those that ended.
     FOR r IN
-        SELECT h.alert_id, h.webhook_id
-        FROM (SELECT DISTINCT q.alert_id, q.webhook_id
-              FROM pggit.alert_notification_queue q
-              WHERE q.status = 'held') h
-        JOIN pggit.performance_alerts a ON a.alert_id = h.alert_id
-        WHERE pggit.active_snooze_id(a.operation_type, a.alert_type) IS NULL
-        ORDER BY h.alert_id, h.webhook_id
+        WITH RECURSIVE holding(snooze_id) AS (
+            (SELECT q.held_snooze_id FROM pggit.alert_notification_queue q
+             WHERE q.status = 'held' AND q.held_snooze_id IS NOT NULL
+             ORDER BY q.held_snooze_id LIMIT 1)
+            UNION ALL
+            SELECT (SELECT q.held_snooze_id FROM pggit.alert_notification_queue q
+                    WHERE q.status = 'held' AND q.held_snooze_id > h.snooze_id
+                    ORDER BY q.held_snooze_id LIMIT 1)
+            FROM holding h WHERE h.snooze_id IS NOT NULL
+        ),
+        ended AS (
+            SELECT h.snooze_id
+            FROM holding h
+            LEFT JOIN pggit.alert_snooze s ON s.snooze_id = h.snooze_id
+            WHERE h.snooze_id IS NOT NULL AND (s.snooze_id IS NULL OR NOT s.is_active OR s.snooze_until <= v_now)
+        )
+        SELECT DISTINCT q.alert_id, q.webhook_id
+        FROM pggit.alert_notification_queue q
+        WHERE q.status = 'held'
+          AND (q.held_snooze_id IN (SELECT e.snooze_id FROM ended e) OR q.held_snooze_id IS NULL)
+        ORDER BY q.alert_id, q.webhook_id
         LIMIT p_limit
     LOOP
-        SELECT a.* INTO v_alert FROM pggit.performance_alerts a WHERE a.alert_id = r.alert_id;
         SELECT s.* INTO v_state FROM pggit.alert_notification_state s
         WHERE s.alert_id = r.alert_id AND s.webhook_id = r.webhook_id
-        FOR UPDATE;
+        FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT FOUND; -- being queued to right now: next call
+        SELECT a.* INTO v_alert FROM pggit.performance_alerts a WHERE a.alert_id = r.alert_id;
+        v_snooze := pggit.active_snooze_id(v_alert.operation_type, v_alert.alert_type);
+        IF v_snooze IS NOT NULL AND v_alert.resolved_at IS NULL THEN
+            -- Another snooze still matches: held on, under it.
+            UPDATE pggit.alert_notification_queue q SET held_snooze_id = v_snooze
+            WHERE q.alert_id = r.alert_id AND q.webhook_id = r.webhook_id AND q.status = 'held';
+            CONTINUE;
+        END IF;
         IF v_alert.resolved_at IS NOT NULL THEN
             -- Over before anyone was told: only a resolve of an alert the
             -- webhook heard of is still news.
             UPDATE pggit.alert_notification_queue q SET status = 'suppressed'
             WHERE q.alert_id = r.alert_id AND q.webhook_id = r.webhook_id AND q.status = 'held'
-              AND (q.event <> 'resolved' OR NOT coalesce(v_state.notified, false));
+              AND (q.event <> 'resolved' OR NOT v_state.notified);
         END IF;
         FOR v_id IN
-            UPDATE pggit.alert_notification_queue q SET status = 'pending'
+            SELECT q.notification_id FROM pggit.alert_notification_queue q
             WHERE q.alert_id = r.alert_id AND q.webhook_id = r.webhook_id AND q.status = 'held'
-            RETURNING q.notification_id
+            ORDER BY q.notification_id
         LOOP
+            UPDATE pggit.alert_notification_queue q SET status = 'pending' WHERE q.notification_id = v_id;
             PERFORM pggit.enqueue_notification_batch(v_id);
             v_n := v_n + 1;
         END LOOP;
@@ -271,7 +327,7 @@ BEGIN
         WHERE s.next_repeat_at <= v_now
         ORDER BY s.next_repeat_at
         LIMIT p_limit
-        FOR UPDATE OF s
+        FOR UPDATE OF s SKIP LOCKED
     LOOP
         IF r.resolved_at IS NOT NULL OR NOT r.webhook_enabled OR r.repeat_seconds = 0
            OR (r.acknowledged_at IS NOT NULL AND NOT r.repeat_when_acknowledged) THEN
@@ -279,7 +335,9 @@ BEGIN
             WHERE s.alert_id = r.alert_id AND s.webhook_id = r.webhook_id;
             CONTINUE;
         END IF;
-        IF pggit.active_snooze_id(r.operation_type, r.alert_type) IS NULL THEN
+        IF pggit.active_snooze_id(r.operation_type, r.alert_type) IS NULL
+           AND NOT EXISTS (SELECT 1 FROM pggit.alert_notification_queue q
+                           WHERE q.alert_id = r.alert_id AND q.webhook_id = r.webhook_id AND q.status = 'held') THEN
             v_id := NULL;
             INSERT INTO pggit.alert_notification_queue
                 (alert_id, webhook_id, event, severity, max_attempts, dedup_key)
