@@ -199,6 +199,12 @@ END;
 $$;
 -- +goose StatementEnd
 
+-- Its lookups by key (held notifications, state rows, open-batch rows) have
+-- index paths; with the statistics of a queue vacuumed while empty, the
+-- planner would scan instead, once per alert raised in a transaction
+-- (quadratic; see migration 00015).
+ALTER FUNCTION pggit.enqueue_alert_notifications(pggit.performance_alerts, text) SET enable_seqscan = off;
+
 -- Every alert event is queued: snoozes hold notifications instead of the
 -- triggers skipping snoozed alerts.
 DROP TRIGGER performance_alerts_notify_insert ON pggit.performance_alerts;
