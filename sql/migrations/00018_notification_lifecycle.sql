@@ -246,6 +246,12 @@ BEGIN
         RAISE EXCEPTION 'p_limit must be between 1 and 100000, got %', coalesce(p_limit::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_limit';
     END IF;
+    -- Usually nothing is due: two index probes, and no lock, no plan of the
+    -- queries below (this runs on every claim of every dispatcher).
+    IF NOT EXISTS (SELECT 1 FROM pggit.alert_notification_queue q WHERE q.status = 'held')
+       AND NOT EXISTS (SELECT 1 FROM pggit.alert_notification_state s WHERE s.next_repeat_at <= v_now) THEN
+        RETURN 0;
+    END IF;
     IF NOT pg_try_advisory_xact_lock(hashtext('pggit.run_notification_followups')) THEN
         RETURN 0;
     END IF;
