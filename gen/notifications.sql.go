@@ -59,7 +59,8 @@ SELECT pggit.complete_notification_batch(
     $5::text,
     $6::double precision,
     $7::text,
-    $8::timestamptz
+    $8::timestamptz,
+    $9::integer
 )::boolean AS completed
 `
 
@@ -72,6 +73,7 @@ type CompleteNotificationBatchParams struct {
 	LatencyMs  float64    `json:"latency_ms"`
 	Error      *string    `json:"error"`
 	RetryAt    *time.Time `json:"retry_at"`
+	Attempt    *int32     `json:"attempt"`
 }
 
 func (q *Queries) CompleteNotificationBatch(ctx context.Context, arg CompleteNotificationBatchParams) (bool, error) {
@@ -84,6 +86,7 @@ func (q *Queries) CompleteNotificationBatch(ctx context.Context, arg CompleteNot
 		arg.LatencyMs,
 		arg.Error,
 		arg.RetryAt,
+		arg.Attempt,
 	)
 	var completed bool
 	err := row.Scan(&completed)
@@ -265,11 +268,11 @@ func (q *Queries) ListRoutes(ctx context.Context) ([]Route, error) {
 }
 
 const releaseNotificationBatch = `-- name: ReleaseNotificationBatch :one
-SELECT pggit.release_notification_batch($1::bigint, $2::text)::boolean AS released
+SELECT pggit.release_notification_batch($1::bigint, $2::text, $3::integer)::boolean AS released
 `
 
-func (q *Queries) ReleaseNotificationBatch(ctx context.Context, batchID int64, worker string) (bool, error) {
-	row := q.db.QueryRow(ctx, releaseNotificationBatch, batchID, worker)
+func (q *Queries) ReleaseNotificationBatch(ctx context.Context, batchID int64, worker string, attempt *int32) (bool, error) {
+	row := q.db.QueryRow(ctx, releaseNotificationBatch, batchID, worker, attempt)
 	var released bool
 	err := row.Scan(&released)
 	return released, err

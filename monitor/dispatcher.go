@@ -580,7 +580,7 @@ func (d *Dispatcher) deliver(ctx context.Context, c *claimed) {
 	ok, err := d.complete(context.WithoutCancel(ctx), c, gen.CompleteNotificationBatchParams{
 		BatchID: b.BatchID, Worker: d.cfg.Worker, Outcome: res.outcome,
 		HttpStatus: res.httpStatus, SmtpReply: res.smtpReply, LatencyMs: latency,
-		Error: errText, RetryAt: retryAt,
+		Error: errText, RetryAt: retryAt, Attempt: &b.Attempts,
 	})
 	if d.cfg.OnDelivery != nil && err == nil && ok {
 		ev := DeliveryEvent{BatchID: b.BatchID, WebhookID: b.WebhookID, Outcome: res.outcome, Alerts: int(b.ItemCount),
@@ -677,7 +677,7 @@ func retryable(err error) bool {
 func (d *Dispatcher) release(ctx context.Context, c *claimed, why string) {
 	var ok bool
 	err := d.withRetry(context.WithoutCancel(ctx), c, c.remaining, "releasing an unsent batch", func(ctx context.Context) (err error) {
-		ok, err = d.client.queries.ReleaseNotificationBatch(ctx, c.b.BatchID, d.cfg.Worker)
+		ok, err = d.client.queries.ReleaseNotificationBatch(ctx, c.b.BatchID, d.cfg.Worker, &c.b.Attempts)
 		return err
 	})
 	attrs := []any{slog.Int64("batch_id", c.b.BatchID), slog.Int64("webhook_id", c.b.WebhookID), slog.String("reason", why)}

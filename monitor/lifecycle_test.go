@@ -325,3 +325,32 @@ func TestHeldNotificationsReleaseInOrderWithoutJammingBatches(t *testing.T) {
 	require.Less(t, slices.Index(order, fmt.Sprintf("%d opened", b)), slices.Index(order, fmt.Sprintf("%d escalated", b)), order)
 	require.Less(t, slices.Index(order, fmt.Sprintf("%d opened", c)), slices.Index(order, fmt.Sprintf("%d escalated", c)), order)
 }
+
+// Recording is idempotent per attempt: a call repeated after its reply was
+// lost returns what the first returned, logs nothing, and never lands on a
+// later claim of the same batch by the same worker.
+func TestRecordingAnOutcomeTwiceNeverTouchesALaterAttempt(t *testing.T) {
+	t.Parallel()
+	n := setupNotify(t)
+	n.route(n.webhook("webhook", "w", "http://127.0.0.1:9/x", ""), "ALL", "INFO")
+	n.raise("op", "ANOMALY", "WARNING")
+	batch := n.count(`SELECT batch_id FROM pggit.claim_notification_batches('w1', 10, 60)`)
+	complete := func(attempt int) bool {
+		var ok bool
+		require.NoError(t, n.pool.QueryRow(n.ctx, `SELECT pggit.complete_notification_batch($1, 'w1', 'retry', 503, NULL, 5, 'HTTP 503', now(), $2)`,
+			batch, attempt).Scan(&ok))
+		return ok
+	}
+	require.True(t, complete(1))
+	require.True(t, complete(1)) // the reply was lost: the retry finds it recorded
+	require.EqualValues(t, 1, n.count(`SELECT count(*) FROM pggit.alert_notification_log WHERE batch_id = $1`, batch))
+	require.EqualValues(t, batch, n.count(`SELECT batch_id FROM pggit.claim_notification_batches('w1', 10, 60)`)) // attempt 2, same worker
+	require.True(t, complete(1))                                                                                  // a late repeat of attempt 1
+	require.Equal(t, "sending", n.batch(batch).Status)
+	require.EqualValues(t, 1, n.count(`SELECT count(*) FROM pggit.alert_notification_log WHERE batch_id = $1`, batch))
+	var released bool
+	require.NoError(t, n.pool.QueryRow(n.ctx, `SELECT pggit.release_notification_batch($1, 'w1', 1)`, batch).Scan(&released))
+	require.False(t, released, "a release of attempt 1 must not give back attempt 2")
+	require.True(t, complete(2))
+	require.Equal(t, "failed", n.batch(batch).Status)
+}

@@ -184,7 +184,7 @@ var validationSpecs = map[string]fnSpec{
 	"complete_notification_batch": {
 		valid: map[string]string{"p_batch_id": "(SELECT min(batch_id) FROM pggit.notification_batch_queue)",
 			"p_worker": "'seed-worker'", "p_outcome": "'sent'", "p_http_status": "200", "p_smtp_reply": "NULL",
-			"p_latency_ms": "12.5", "p_error": "NULL", "p_retry_at": "NULL"},
+			"p_latency_ms": "12.5", "p_error": "NULL", "p_retry_at": "NULL", "p_attempt": "NULL"},
 		enums: map[string][]string{"p_outcome": {"sent", "retry", "dead"}},
 		accepts: map[string]accept{
 			"p_http_status": {"null": "no HTTP response: email, or a connection that failed"},
@@ -192,6 +192,7 @@ var validationSpecs = map[string]fnSpec{
 			"p_latency_ms":  {"null": "recorded as 0", "zero": "a reply within the clock's resolution"},
 			"p_error":       {"*": freeText},
 			"p_retry_at":    {"null": "retry at once"},
+			"p_attempt":     {"null": "the batch's current attempt"},
 		},
 	},
 	"format_alert_batch": {
@@ -203,7 +204,8 @@ var validationSpecs = map[string]fnSpec{
 		enums: map[string][]string{"p_format": formats},
 	},
 	"release_notification_batch": {
-		valid: map[string]string{"p_batch_id": "(SELECT min(batch_id) FROM pggit.notification_batch_queue)", "p_worker": "'seed-worker'"},
+		valid:   map[string]string{"p_batch_id": "(SELECT min(batch_id) FROM pggit.notification_batch_queue)", "p_worker": "'seed-worker'", "p_attempt": "NULL"},
+		accepts: map[string]accept{"p_attempt": {"null": "whatever attempt the batch is at"}},
 	},
 	"apply_retention": {
 		valid: map[string]string{"p_batch": "1000"},

@@ -45,7 +45,8 @@ SELECT pggit.complete_notification_batch(
     sqlc.narg(smtp_reply)::text,
     sqlc.arg(latency_ms)::double precision,
     sqlc.narg(error)::text,
-    sqlc.narg(retry_at)::timestamptz
+    sqlc.narg(retry_at)::timestamptz,
+    sqlc.narg(attempt)::integer
 )::boolean AS completed;
 
 -- name: GetNotificationBatch :one
@@ -74,4 +75,4 @@ WITH extended AS (
 SELECT e.batch_id FROM extended e;
 
 -- name: ReleaseNotificationBatch :one
-SELECT pggit.release_notification_batch(sqlc.arg(batch_id)::bigint, sqlc.arg(worker)::text)::boolean AS released;
+SELECT pggit.release_notification_batch(sqlc.arg(batch_id)::bigint, sqlc.arg(worker)::text, sqlc.narg(attempt)::integer)::boolean AS released;

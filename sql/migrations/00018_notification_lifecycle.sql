@@ -471,11 +471,15 @@ $$;
 -- linear in the queue (see migration 00015).
 ALTER FUNCTION pggit.claim_notification_batches(text, integer, integer) SET enable_seqscan = off;
 
--- Records the outcome of one delivery attempt (see migration 00006).
--- Idempotent: a call repeated after its reply was lost (the connection broke)
--- finds its attempt already logged and returns true without logging again.
+-- Records the outcome of attempt p_attempt of a batch (see migration
+-- 00006); NULL p_attempt: the batch's current attempt. Idempotent: a call
+-- repeated after its reply was lost (the connection broke) finds its attempt
+-- already logged and returns what it returned, without logging again; and
+-- because the attempt is named, a repeated call never records onto a later
+-- claim of the same batch by the same worker.
+DROP FUNCTION pggit.complete_notification_batch(bigint, text, text, integer, text, double precision, text, timestamptz);
 -- +goose StatementBegin
-CREATE OR REPLACE FUNCTION pggit.complete_notification_batch(
+CREATE FUNCTION pggit.complete_notification_batch(
     p_batch_id    bigint,
     p_worker      text,
     p_outcome     text,
@@ -483,17 +487,24 @@ CREATE OR REPLACE FUNCTION pggit.complete_notification_batch(
     p_smtp_reply  text,
     p_latency_ms  double precision,
     p_error       text,
-    p_retry_at    timestamptz)
+    p_retry_at    timestamptz,
+    p_attempt     integer DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pggit, pg_catalog
 AS $$
 DECLARE
-    v_batch  pggit.notification_batch_queue;
-    v_status text;
+    v_batch   pggit.notification_batch_queue;
+    v_status  text;
+    v_attempt integer;
+    v_logged  text;
 BEGIN
     PERFORM pggit.check_id(p_batch_id, 'p_batch_id');
     PERFORM pggit.check_name(p_worker, 'p_worker');
+    IF p_attempt < 1 THEN
+        RAISE EXCEPTION 'p_attempt must be a positive attempt number (NULL: the current one), got %', p_attempt
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_attempt';
+    END IF;
     IF p_outcome IS NULL OR p_outcome NOT IN ('sent', 'retry', 'dead') THEN
         RAISE EXCEPTION 'p_outcome must be one of sent, retry, dead, got %', coalesce(quote_literal(p_outcome), 'NULL')
             USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_outcome';
@@ -511,15 +522,17 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'batch % does not exist', p_batch_id USING ERRCODE = 'no_data_found', COLUMN = 'p_batch_id';
     END IF;
-    IF v_batch.status <> 'sending' AND v_batch.leased_by = p_worker
-       AND EXISTS (SELECT 1 FROM pggit.alert_notification_log l
-                   WHERE l.batch_id = p_batch_id AND l.attempt = v_batch.attempts AND l.worker = p_worker) THEN
-        RETURN true; -- already recorded
+    v_attempt := coalesce(p_attempt, v_batch.attempts);
+    SELECT coalesce(l.error, '') INTO v_logged FROM pggit.alert_notification_log l
+    WHERE l.batch_id = p_batch_id AND l.attempt = v_attempt AND l.worker = p_worker
+    ORDER BY l.log_id LIMIT 1;
+    IF FOUND THEN
+        RETURN v_logged NOT LIKE '%lease lost to %'; -- already recorded
     END IF;
-    IF v_batch.status <> 'sending' OR v_batch.leased_by IS DISTINCT FROM p_worker THEN
+    IF v_batch.status <> 'sending' OR v_batch.leased_by IS DISTINCT FROM p_worker OR v_batch.attempts <> v_attempt THEN
         INSERT INTO pggit.alert_notification_log
             (batch_id, webhook_id, attempt, outcome, http_status, smtp_reply, latency_ms, error, worker, item_count)
-        VALUES (p_batch_id, v_batch.webhook_id, v_batch.attempts, CASE WHEN p_outcome = 'sent' THEN 'sent' ELSE 'retry' END,
+        VALUES (p_batch_id, v_batch.webhook_id, v_attempt, CASE WHEN p_outcome = 'sent' THEN 'sent' ELSE 'retry' END,
                 p_http_status, p_smtp_reply, p_latency_ms,
                 coalesce(p_error || '; ', '') || 'lease lost to ' || coalesce(v_batch.leased_by, '(none)'),
                 p_worker, v_batch.item_count);
@@ -554,12 +567,12 @@ END;
 $$;
 -- +goose StatementEnd
 
--- Gives back a batch p_worker claimed but did not send (its time budget ran
+-- Gives back a batch p_worker claimed (attempt p_attempt, or any) but did not send (its time budget ran
 -- out before the request could start, or it is stopping): due again at once,
 -- the attempt not counted, nothing logged. Returns false when p_worker no
 -- longer holds it.
 -- +goose StatementBegin
-CREATE FUNCTION pggit.release_notification_batch(p_batch_id bigint, p_worker text)
+CREATE FUNCTION pggit.release_notification_batch(p_batch_id bigint, p_worker text, p_attempt integer DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pggit, pg_catalog
@@ -569,12 +582,17 @@ DECLARE
 BEGIN
     PERFORM pggit.check_id(p_batch_id, 'p_batch_id');
     PERFORM pggit.check_name(p_worker, 'p_worker');
+    IF p_attempt < 1 THEN
+        RAISE EXCEPTION 'p_attempt must be a positive attempt number (NULL: the current one), got %', p_attempt
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'p_attempt';
+    END IF;
     UPDATE pggit.notification_batch_queue b
     SET status = CASE WHEN b.attempts > 1 THEN 'failed' ELSE 'ready' END,
         attempts = b.attempts - 1,
         lease_until = NULL,
         next_attempt_at = clock_timestamp()
     WHERE b.batch_id = p_batch_id AND b.status = 'sending' AND b.leased_by = p_worker
+      AND (p_attempt IS NULL OR b.attempts = p_attempt)
     RETURNING b.* INTO v_batch;
     IF NOT FOUND THEN
         RETURN false;
@@ -863,6 +881,7 @@ $$;
 -- +goose StatementEnd
 -- +goose Down
 DROP FUNCTION pggit.format_notification_batch(bigint, text);
+DROP FUNCTION pggit.complete_notification_batch(bigint, text, text, integer, text, double precision, text, timestamptz, integer);
 -- format_alert_batch as of 00017_input_validation.sql.
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION pggit.format_alert_batch(p_alert_ids bigint[], p_format text DEFAULT 'json')
@@ -1185,7 +1204,7 @@ $$;
 
 DROP FUNCTION pggit.alert_link_facts(bigint);
 DROP FUNCTION pggit.format_alert_facts(jsonb[], text);
-DROP FUNCTION pggit.release_notification_batch(bigint, text);
+DROP FUNCTION pggit.release_notification_batch(bigint, text, integer);
 DROP FUNCTION pggit.run_notification_followups(integer);
 
 DROP TRIGGER performance_alerts_notify_insert ON pggit.performance_alerts;
