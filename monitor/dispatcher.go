@@ -478,6 +478,13 @@ func (d *Dispatcher) keepLeases(ctx context.Context) {
 // steps, and the round trip of the completion.
 func (d *Dispatcher) margin() time.Duration { return d.cfg.Lease / 10 }
 
+// beforeSend is how long c's lease leaves for work before its request must
+// start: the rest of the lease less one request and the margin. Reading the
+// webhook and formatting get this much; at or below zero, nothing is sent.
+func (d *Dispatcher) beforeSend(c *claimed) time.Duration {
+	return c.remaining() - d.margin() - d.cfg.RequestTimeout
+}
+
 // webhookResult is a decrypted webhook, or why it could not be had.
 type webhookResult struct {
 	w   *Webhook
@@ -712,11 +719,11 @@ func (d *Dispatcher) backoff(attempt int, retryAfter time.Duration) time.Duratio
 // attempt formats and sends one claimed batch. sent is false when nothing
 // was sent because the lease would not last: the batch is then released.
 func (d *Dispatcher) attempt(ctx context.Context, c *claimed) (res attempt, sent bool) {
+	budget := func() time.Duration { return d.beforeSend(c) }
 	w, err := c.hook.w, c.hook.err
 	if err != nil && !errors.Is(err, ErrNotFound) && retryable(err) {
 		// Reading the webhook failed with the connection (a restart between
 		// the claim and the read): read it again within the lease.
-		budget := func() time.Duration { return c.remaining() - d.margin() - d.cfg.RequestTimeout }
 		err = d.withRetry(ctx, c, budget, "reading a webhook", func(ctx context.Context) (err error) {
 			w, err = d.client.Webhook(ctx, c.b.WebhookID)
 			return err
@@ -749,7 +756,6 @@ func (d *Dispatcher) attempt(ctx context.Context, c *claimed) (res attempt, sent
 	// Formatting may use what the lease leaves after a request and the
 	// margin; a connection failure (a database restart) is retried within
 	// that, and formatting that cannot finish in it sends nothing.
-	budget := func() time.Duration { return c.remaining() - d.margin() - d.cfg.RequestTimeout }
 	if budget() <= 0 {
 		return attempt{err: "no time left in the lease to format"}, false
 	}
@@ -776,7 +782,7 @@ func (d *Dispatcher) attempt(ctx context.Context, c *claimed) (res attempt, sent
 		}
 		return attempt{outcome: "retry", err: mapError(err).Error()}, true
 	}
-	if c.remaining()-d.margin() < d.cfg.RequestTimeout {
+	if budget() < 0 {
 		return attempt{err: "no time left in the lease to send"}, false
 	}
 	return d.send(ctx, w, msg, fmt.Sprintf("pggit-batch-%d", c.b.BatchID)), true

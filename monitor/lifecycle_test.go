@@ -41,6 +41,20 @@ func alertsOf(t *testing.T, reqs []sinkRequest) []hookAlert {
 	return out
 }
 
+// requireEachAlertSentOnce checks that the generic webhook sink s received
+// each of alerts distinct alerts exactly once.
+func requireEachAlertSentOnce(t *testing.T, s *sink, alerts int) {
+	t.Helper()
+	seen := map[int64]int{}
+	for _, a := range alertsOf(t, s.received()) {
+		seen[a.AlertID]++
+	}
+	require.Len(t, seen, alerts)
+	for id, k := range seen {
+		require.Equal(t, 1, k, "alert %d sent %d times", id, k)
+	}
+}
+
 // A snooze holds notifications like an Alertmanager silence: nothing is sent
 // while it lasts, and when it expires (while the dispatcher runs) the open
 // alert is sent as it is then, saying who snoozed it and why.
@@ -276,14 +290,7 @@ func TestSlowDatabaseAndSlowReceiverSendEachBatchOnce(t *testing.T) {
 	for _, d := range ds {
 		require.NoError(t, d.Stop(n.ctx))
 	}
-	seen := map[int64]int{}
-	for _, a := range alertsOf(t, s.received()) {
-		seen[a.AlertID]++
-	}
-	require.Len(t, seen, alerts)
-	for id, k := range seen {
-		require.Equal(t, 1, k, "alert %d sent %d times", id, k)
-	}
+	requireEachAlertSentOnce(t, s, alerts)
 	require.EqualValues(t, 0, n.count(`SELECT count(*) FROM pggit.alert_notification_log WHERE error LIKE '%lease lost%'`))
 	require.EqualValues(t, alerts, n.count(`SELECT count(*) FROM pggit.alert_notification_log WHERE outcome = 'sent'`))
 }

@@ -81,14 +81,7 @@ func TestDatabaseRestartWhileDeliveringLosesNothingAndDuplicatesNothing(t *testi
 	}, 3*time.Minute, 20*time.Millisecond)
 	require.NoError(t, d.Stop(ctx))
 
-	seen := map[int64]int{}
-	for _, a := range alertsOf(t, s.received()) {
-		seen[a.AlertID]++
-	}
-	require.Len(t, seen, alerts)
-	for id, k := range seen {
-		require.Equal(t, 1, k, "alert %d sent %d times", id, k)
-	}
+	requireEachAlertSentOnce(t, s, alerts)
 	// Each batch was claimed once: none waited for its lease to expire.
 	var twice string
 	require.NoError(t, pool.QueryRow(ctx, `SELECT coalesce(string_agg(format('batch %s: attempts %s, log %s', b.batch_id, b.attempts,
