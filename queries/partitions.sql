@@ -5,18 +5,6 @@ SELECT p.partition_name::text AS partition_name, p.range_start::timestamptz AS r
        p.range_end::timestamptz AS range_end, p.moved_rows::bigint AS moved_rows
 FROM pggit.create_sample_partitions(sqlc.arg(from_at)::timestamptz, sqlc.narg(to_at)::timestamptz) p;
 
--- name: DropSamplePartitions :many
--- Drops the partitions whose range ends at or before before_at.
-SELECT p.partition_name::text AS partition_name, p.range_start::timestamptz AS range_start,
-       p.range_end::timestamptz AS range_end, p.total_bytes::bigint AS total_bytes
-FROM pggit.drop_sample_partitions(sqlc.arg(before_at)::timestamptz) p;
-
--- name: DropExpiredSamplePartitions :many
--- Drops the partitions older than retention_samples_days.
-SELECT p.partition_name::text AS partition_name, p.range_start::timestamptz AS range_start,
-       p.range_end::timestamptz AS range_end, p.total_bytes::bigint AS total_bytes
-FROM pggit.drop_expired_sample_partitions() p;
-
 -- name: DefaultPartitionRows :one
 SELECT pggit.default_partition_rows()::bigint AS rows;
 
