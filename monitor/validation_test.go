@@ -124,8 +124,8 @@ var validationSpecs = map[string]fnSpec{
 	},
 	"recalculate_all_baselines_rolling": {
 		valid: map[string]string{"p_lookback_days": "7", "p_min_samples": "10", "p_force": "false",
-			"p_max_execution_seconds": "60", "p_reason": "'manual'"},
-		enums: map[string][]string{"p_reason": {"scheduled", "manual"}},
+			"p_max_execution_seconds": "60", "p_reason": "'manual'", "p_method": "'auto'"},
+		enums: map[string][]string{"p_reason": {"scheduled", "manual"}, "p_method": {"auto", "exact", "histogram"}},
 	},
 	"recalculate_single_baseline_safe": {
 		valid: map[string]string{"p_operation_type": "'checkout'", "p_scope": "''", "p_lookback_days": "7",
@@ -293,6 +293,7 @@ var notChecked = map[string]string{
 	// write; NULL in gives NULL out (histogram_quantiles refuses bad p_qs).
 	"utc_minute":               "pure arithmetic (inlined by the planner)",
 	"utc_hour":                 "pure arithmetic (inlined by the planner)",
+	"utc_day":                  "pure arithmetic (inlined by the planner)",
 	"histogram_bin":            "pure arithmetic",
 	"histogram_bin_value":      "pure arithmetic",
 	"histogram_quantiles":      "pure arithmetic over a histogram's columns",
@@ -305,10 +306,14 @@ var notChecked = map[string]string{
 	"apply_baseline_stats":             "internal step of a recalculation, with statistics it computed",
 	"compute_baseline_stats":           "internal step of a recalculation or accept_regression",
 	"baseline_restricted":              "internal step of a recalculation",
+	"histogram_baseline_stats":         "internal step of a recalculation",
+	"refresh_histogram_rollups":        "internal step of a recalculation, with bucket boundaries it computed",
+	"check_recalc_setting":             "internal: checks a setting; 22023 tested in TestRecalcMethodSetting",
 	"active_snooze_id":                 "internal: is_alert_snoozed is its checked public form",
 	"alert_message_facts":              "internal step of format_alert_batch, with a stored alert",
 	"check_retention_setting":          "the check of monitor_settings rows (its trigger and SetRetentionSettings): its 22023 names the setting the user wrote, not a parameter; TestRetentionSettingsAreValidated covers it",
 	"retention_days":                   "reads a retention setting by a constant name, for apply_retention",
+	"monitor_settings_check_recalc":    "trigger function: its rows are checked by check_recalc_setting",
 	"monitor_settings_check_retention": "trigger function: its rows are checked by check_retention_setting, tested here",
 	"alert_link_facts":                 "internal step of format_alert_batch and format_notification_batch, with a stored alert's id",
 	"format_alert_facts":               "internal step of format_alert_batch and format_notification_batch, with facts they built from stored alerts",
