@@ -185,12 +185,15 @@ END;
 $$;
 -- +goose StatementEnd
 
--- UTC day boundaries, like pggit.utc_minute and pggit.utc_hour (migration 00010).
+-- UTC day boundaries, like pggit.utc_minute and pggit.utc_hour (migration
+-- 00010); its search_path is pinned (it is called a few times a run, never
+-- per sample, so it need not be inlined).
 -- +goose StatementBegin
 CREATE FUNCTION pggit.utc_day(p_at timestamptz)
 RETURNS timestamptz
 LANGUAGE sql
 IMMUTABLE PARALLEL SAFE
+SET search_path = pggit, pg_catalog
 AS $$
     SELECT pg_catalog.date_bin('1 day', p_at, '2000-01-01 00:00:00+00'::pg_catalog.timestamptz)
 $$;
