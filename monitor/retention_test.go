@@ -332,7 +332,8 @@ func TestRetentionSettingsAreValidated(t *testing.T) {
 	e := setup(t)
 	got, err := e.client.RetentionSettings(e.ctx)
 	require.NoError(t, err)
-	defaults := monitor.RetentionSettings{AlertsDays: 90, NotificationsDays: 90, DeliveryLogDays: 90, RunsDays: 90, BaselineHistoryDays: 90}
+	defaults := monitor.RetentionSettings{AlertsDays: 90, NotificationsDays: 90, DeliveryLogDays: 90, RunsDays: 90, BaselineHistoryDays: 90,
+		SamplesDays: 30, HistogramsDays: 400}
 	require.Equal(t, defaults, got)
 
 	for _, c := range []struct{ name, value, msg string }{
@@ -371,7 +372,8 @@ func TestRetentionSettingsAreValidated(t *testing.T) {
 	require.NoError(t, e.client.SetRetentionSettings(e.ctx, monitor.RetentionSettings{AlertsDays: 30, DeliveryLogDays: 7}))
 	got, err = e.client.RetentionSettings(e.ctx)
 	require.NoError(t, err)
-	require.Equal(t, monitor.RetentionSettings{AlertsDays: 30, NotificationsDays: 90, DeliveryLogDays: 7, RunsDays: 90, BaselineHistoryDays: 90}, got)
+	require.Equal(t, monitor.RetentionSettings{AlertsDays: 30, NotificationsDays: 90, DeliveryLogDays: 7, RunsDays: 90, BaselineHistoryDays: 90,
+		SamplesDays: 30, HistogramsDays: 400}, got)
 
 	_, err = e.pool.Exec(e.ctx, `SELECT * FROM pggit.apply_retention(0)`)
 	requirePgError(t, err, "22023", "p_batch must be between 1 and 1000000, got 0")
