@@ -36,6 +36,10 @@ verify: ## gofmt, go vet, generated code current (sqlc diff), sqlc vet and plpgs
 bench: ## Benchmarks, as ratios against references measured in the same run
 	go run ./internal/cmd/bench -md
 
+.PHONY: bench-scale
+bench-scale: ## Scale benchmark: 100 M samples loaded (~1 h, ~40 GB of disk), then ingestion, recalculation, detection, views, retention, storage
+	go run ./internal/cmd/bench -scale -md -v
+
 .PHONY: eval
 eval: ## Detection quality on synthetic streams with known changes (see docs/DETECTION-QUALITY.md)
 	go run ./internal/cmd/eval -md
