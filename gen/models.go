@@ -464,6 +464,10 @@ type PggitVOperationPerformanceTrend struct {
 	Status        string    `json:"status"`
 }
 
+type PggitVSamplePartition struct {
+	SamplePartitions interface{} `json:"sample_partitions"`
+}
+
 type PggitVSnoozedAlertsAudit struct {
 	SnoozeID       int64     `json:"snooze_id"`
 	OperationType  string    `json:"operation_type"`

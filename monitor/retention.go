@@ -16,12 +16,17 @@ const (
 	SettingRetentionDeliveryLog     = "retention_delivery_log_days"
 	SettingRetentionRuns            = "retention_runs_days"
 	SettingRetentionBaselineHistory = "retention_baseline_history_days"
+	SettingRetentionSamples         = "retention_samples_days"
+	SettingRetentionHistograms      = "retention_histograms_days"
 )
 
-// Bounds of every retention setting, in days.
+// Bounds of every retention setting, in days. Samples and histograms have
+// their own defaults.
 const (
-	DefaultRetentionDays = 90
-	MaxRetentionDays     = 36500
+	DefaultRetentionDays           = 90
+	DefaultRetentionSamplesDays    = 30
+	DefaultRetentionHistogramsDays = 400
+	MaxRetentionDays               = 36500
 )
 
 // RetentionSettings are how many days finished records are kept after they
@@ -43,6 +48,15 @@ type RetentionSettings struct {
 	// BaselineHistoryDays keeps baseline history rows and inactive
 	// baselines. Defaults to 90.
 	BaselineHistoryDays int
+	// SamplesDays keeps raw samples (pggit.performance_metrics): a partition
+	// whose range ended longer ago is dropped whole. Defaults to 30.
+	// Recalculation and detection read histograms, so it may be shorter than
+	// the recalculation's lookback (recalculation then uses the histograms:
+	// docs/baselines.md).
+	SamplesDays int
+	// HistogramsDays keeps latency histograms (pggit.performance_histograms,
+	// by bucket start). Defaults to 400.
+	HistogramsDays int
 }
 
 // retentionField is one setting and the field that holds it.
@@ -59,6 +73,8 @@ func (s *RetentionSettings) fields() []retentionField {
 		{SettingRetentionDeliveryLog, "DeliveryLogDays", &s.DeliveryLogDays},
 		{SettingRetentionRuns, "RunsDays", &s.RunsDays},
 		{SettingRetentionBaselineHistory, "BaselineHistoryDays", &s.BaselineHistoryDays},
+		{SettingRetentionSamples, "SamplesDays", &s.SamplesDays},
+		{SettingRetentionHistograms, "HistogramsDays", &s.HistogramsDays},
 	}
 }
 

@@ -319,7 +319,7 @@ func TestRetentionDeletesInBoundedSteps(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{"alert_notification_log", "alert_notification_queue", "alert_snooze",
 		"baseline_recalc_execution", "baseline_recalc_results", "detection_runs", "notification_batch_queue",
-		"performance_alerts", "performance_baseline_history", "performance_baselines"}, tables)
+		"performance_alerts", "performance_baseline_history", "performance_baselines", "performance_histograms"}, tables)
 	require.EqualValues(t, 5, totals["performance_alerts"])
 	require.EqualValues(t, 10, totals["alert_notification_queue"])
 	// The last batch stays while pggit.notification_batch_open names it.

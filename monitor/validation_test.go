@@ -272,6 +272,13 @@ var validationSpecs = map[string]fnSpec{
 	"threshold_min_exceedances": {
 		valid: map[string]string{"p_n": "100", "p_alpha": "0.001"},
 	},
+	"create_sample_partitions": {
+		valid:   map[string]string{"p_from": "now()", "p_to": "now() + interval '2 days'"},
+		accepts: map[string]accept{"p_to": {"null": "defaults to now() plus samples_partition_ahead_days"}},
+	},
+	"drop_sample_partitions": {
+		valid: map[string]string{"p_before": "now() - interval '400 days'"},
+	},
 }
 
 // notChecked are the functions of schema pggit this test does not call, each
@@ -300,18 +307,25 @@ var notChecked = map[string]string{
 	"histogram_residual_sum":   "pure arithmetic over a histogram's columns",
 	"histogram_count_over":     "pure arithmetic over a histogram's columns",
 	// Internal steps of recalculation, alerting and formatting.
-	"start_recalc_execution":           "internal step of a recalculation, after its arguments were checked",
-	"finish_recalc_execution":          "internal step of a recalculation",
-	"apply_baseline_stats":             "internal step of a recalculation, with statistics it computed",
-	"compute_baseline_stats":           "internal step of a recalculation or accept_regression",
-	"baseline_restricted":              "internal step of a recalculation",
-	"active_snooze_id":                 "internal: is_alert_snoozed is its checked public form",
-	"alert_message_facts":              "internal step of format_alert_batch, with a stored alert",
-	"check_retention_setting":          "the check of monitor_settings rows (its trigger and SetRetentionSettings): its 22023 names the setting the user wrote, not a parameter; TestRetentionSettingsAreValidated covers it",
-	"retention_days":                   "reads a retention setting by a constant name, for apply_retention",
-	"monitor_settings_check_retention": "trigger function: its rows are checked by check_retention_setting, tested here",
-	"alert_link_facts":                 "internal step of format_alert_batch and format_notification_batch, with a stored alert's id",
-	"format_alert_facts":               "internal step of format_alert_batch and format_notification_batch, with facts they built from stored alerts",
+	"start_recalc_execution":            "internal step of a recalculation, after its arguments were checked",
+	"finish_recalc_execution":           "internal step of a recalculation",
+	"apply_baseline_stats":              "internal step of a recalculation, with statistics it computed",
+	"compute_baseline_stats":            "internal step of a recalculation or accept_regression",
+	"baseline_restricted":               "internal step of a recalculation",
+	"active_snooze_id":                  "internal: is_alert_snoozed is its checked public form",
+	"alert_message_facts":               "internal step of format_alert_batch, with a stored alert",
+	"check_retention_setting":           "the check of monitor_settings rows (its trigger and SetRetentionSettings): its 22023 names the setting the user wrote, not a parameter; TestRetentionSettingsAreValidated covers it",
+	"retention_days":                    "reads a retention setting by a constant name, for apply_retention",
+	"monitor_settings_check_retention":  "trigger function: its rows are checked by check_retention_setting, tested here",
+	"check_partition_setting":           "the check of monitor_settings rows (its trigger and SetPartitionSettings): its 22023 names the setting; TestPartitionSettingsAreValidated covers it",
+	"monitor_settings_check_partitions": "trigger function: its rows are checked by check_partition_setting",
+	"sample_partition_at":               "a lookup: NULL or any time finds the partition that holds it, or none",
+	"sample_partition_width":            "no arguments: reads a setting by a constant name",
+	"sample_partitions":                 "no arguments: reads the catalog",
+	"drop_expired_sample_partitions":    "no arguments: drop_sample_partitions with retention_samples_days",
+	"default_partition_rows":            "no arguments: counts the default partition",
+	"alert_link_facts":                  "internal step of format_alert_batch and format_notification_batch, with a stored alert's id",
+	"format_alert_facts":                "internal step of format_alert_batch and format_notification_batch, with facts they built from stored alerts",
 	// Internal steps of run_detection, backtest_detection and
 	// accept_regression: operations and scopes come from the histograms and
 	// alerts, times from detect's checked p_as_of.
@@ -591,6 +605,7 @@ func TestNameRulesOnTables(t *testing.T) {
 		JOIN pg_catalog.pg_class c ON c.oid = co.conrelid
 		JOIN pg_catalog.pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = co.conkey[1]
 		WHERE co.connamespace = 'pggit'::pg_catalog.regnamespace AND co.contype = 'c' AND cardinality(co.conkey) = 1
+		  AND NOT c.relispartition -- a partition has its parent's constraints
 		ORDER BY 1, 2`)
 	require.NoError(t, err)
 	checks := map[string][]string{} // table.column -> its CHECK constraints

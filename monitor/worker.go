@@ -14,6 +14,8 @@ import (
 // Defaults of WorkerConfig.
 const (
 	DefaultRecalcInterval    = 24 * time.Hour
+	DefaultPartitionInterval = time.Hour
+	// DefaultRetention is the default of retention_samples_days (30 days).
 	DefaultRetention         = 30 * 24 * time.Hour
 	DefaultRetentionInterval = time.Hour
 	DefaultRetentionBatch    = 10_000
@@ -31,6 +33,7 @@ const (
 	JobRollup      = "hourly_rollup"
 	JobDetect      = "detection"
 	JobCompact     = "histogram_compaction"
+	JobPartitions  = "sample_partitions"
 )
 
 // WorkerConfig configures a Worker. A nil *WorkerConfig means all defaults.
@@ -44,12 +47,22 @@ type WorkerConfig struct {
 	// Recalc are the options of the scheduled recalculation; its Reason is
 	// always ReasonScheduled.
 	Recalc *RecalculateOpts
-	// Retention is how long samples are kept. Defaults to DefaultRetention
-	// (30 days); at least the recalculation's lookback.
+	// Retention is how long samples are kept, rounded up to whole days and
+	// stored as retention_samples_days when the worker starts; at least the
+	// recalculation's lookback.
+	//
+	// Deprecated: set RetentionSettings.SamplesDays (Client.SetRetentionSettings)
+	// instead; zero (the default) leaves the setting alone.
 	Retention time.Duration
-	// RetentionInterval is how often old samples are deleted. Defaults to
-	// DefaultRetentionInterval (hourly).
+	// RetentionInterval is how often retention runs: partitions of samples
+	// older than retention_samples_days are dropped, then finished records
+	// past their settings deleted. Defaults to DefaultRetentionInterval
+	// (hourly).
 	RetentionInterval time.Duration
+	// PartitionInterval is how often partitions of samples are created ahead
+	// (PartitionSettings.AheadDays). Defaults to DefaultPartitionInterval
+	// (hourly).
+	PartitionInterval time.Duration
 	// RetentionBatch bounds one DELETE of samples, and the rows of each table
 	// one step of Client.ApplyRetention deletes, so retention never holds
 	// long locks. Defaults to DefaultRetentionBatch (10,000).
@@ -105,8 +118,8 @@ func (c *Client) NewWorker(cfg *WorkerConfig) (*Worker, error) {
 	if v.RecalcInterval == 0 {
 		v.RecalcInterval = DefaultRecalcInterval
 	}
-	if v.Retention == 0 {
-		v.Retention = DefaultRetention
+	if v.PartitionInterval == 0 {
+		v.PartitionInterval = DefaultPartitionInterval
 	}
 	if v.RetentionInterval == 0 {
 		v.RetentionInterval = DefaultRetentionInterval
@@ -144,7 +157,9 @@ func (c *Client) NewWorker(cfg *WorkerConfig) (*Worker, error) {
 		return nil, argError("CompactInterval", "must be between 1s and 24h, got %s", v.CompactInterval)
 	case v.MinuteHistograms < 2*time.Hour || v.MinuteHistograms > 365*24*time.Hour:
 		return nil, argError("MinuteHistograms", "must be between 2h and 365 days, got %s", v.MinuteHistograms)
-	case v.Retention < time.Duration(recalc.LookbackDays)*24*time.Hour:
+	case v.PartitionInterval < time.Second || v.PartitionInterval > 24*time.Hour:
+		return nil, argError("PartitionInterval", "must be between 1s and 24h, got %s", v.PartitionInterval)
+	case v.Retention != 0 && v.Retention < time.Duration(recalc.LookbackDays)*24*time.Hour:
 		return nil, argError("Retention", "must be at least the recalculation lookback (%d days), got %s", recalc.LookbackDays, v.Retention)
 	case v.RetentionBatch < 1 || v.RetentionBatch > 1_000_000:
 		return nil, argError("RetentionBatch", "must be between 1 and 1000000, got %d", v.RetentionBatch)
@@ -168,6 +183,12 @@ func (w *Worker) Start(ctx context.Context) error {
 	defer w.mu.Unlock()
 	if w.running {
 		return errors.New("pggit: worker already started")
+	}
+	if w.cfg.Retention != 0 {
+		days := int((w.cfg.Retention + 24*time.Hour - 1) / (24 * time.Hour))
+		if err := w.client.SetRetentionSettings(ctx, RetentionSettings{SamplesDays: days}); err != nil {
+			return fmt.Errorf("storing WorkerConfig.Retention: %w", err)
+		}
 	}
 	if err := w.dispatcher.Start(ctx); err != nil {
 		return err
@@ -201,7 +222,7 @@ func (w *Worker) schedule(ctx context.Context) {
 	ticker := time.NewTicker(w.cfg.Tick)
 	defer ticker.Stop()
 	for {
-		for _, job := range []string{JobDetect, JobRecalculate, JobRetention, JobRollup, JobCompact} {
+		for _, job := range []string{JobPartitions, JobDetect, JobRecalculate, JobRetention, JobRollup, JobCompact} {
 			if _, err := w.RunDueJob(ctx, job); err != nil && ctx.Err() == nil {
 				w.logger.Error("pggit: scheduled job failed", slog.String("job", job), slog.String("error", err.Error()))
 			}
@@ -214,8 +235,8 @@ func (w *Worker) schedule(ctx context.Context) {
 	}
 }
 
-// RunDueJob runs job (JobDetect, JobRecalculate, JobRetention, JobRollup or
-// JobCompact) if its period has passed since it last started on any worker,
+// RunDueJob runs job (JobPartitions, JobDetect, JobRecalculate, JobRetention,
+// JobRollup or JobCompact) if its period has passed since it last started on any worker,
 // and reports whether it ran.
 func (w *Worker) RunDueJob(ctx context.Context, job string) (bool, error) {
 	period := w.cfg.RecalcInterval
@@ -230,9 +251,11 @@ func (w *Worker) RunDueJob(ctx context.Context, job string) (bool, error) {
 		period, run = w.cfg.DetectInterval, w.runDetect
 	case JobCompact:
 		period, run = w.cfg.CompactInterval, w.runCompact
+	case JobPartitions:
+		period, run = w.cfg.PartitionInterval, w.runPartitions
 	default:
-		return false, argError("job", "must be %s, %s, %s, %s or %s, got %q",
-			JobDetect, JobRecalculate, JobRetention, JobRollup, JobCompact, job)
+		return false, argError("job", "must be %s, %s, %s, %s, %s or %s, got %q",
+			JobPartitions, JobDetect, JobRecalculate, JobRetention, JobRollup, JobCompact, job)
 	}
 	claimed, err := w.client.queries.ClaimScheduledJob(ctx, job, w.name, int32(period/time.Second))
 	if err != nil || !claimed {
@@ -287,15 +310,41 @@ func (w *Worker) runRollup(ctx context.Context) error {
 	return mapError(err)
 }
 
-// runRetention deletes samples older than Retention in batches of
-// RetentionBatch, each in its own transaction, then the finished records
-// older than their retention settings (Client.ApplyRetention, the same batch
-// per table). The settings are checked first: a bad one deletes nothing.
+// runPartitions creates the partitions of samples for the days ahead
+// (PartitionSettings.AheadDays), and any missing since now.
+func (w *Worker) runPartitions(ctx context.Context) error {
+	created, err := w.client.CreateSamplePartitions(ctx, time.Now(), time.Time{})
+	if err != nil {
+		return err
+	}
+	for _, p := range created {
+		w.logger.Info("pggit: sample partition created", slog.String("partition", p.Name),
+			slog.Time("from", p.Start), slog.Time("to", p.End), slog.Int64("moved_rows", p.MovedRows))
+	}
+	return nil
+}
+
+// runRetention drops the partitions of samples older than
+// retention_samples_days, deletes the older samples partitions leave (the
+// default partition's strays, a partition straddling the cutoff) in batches
+// of RetentionBatch, each in its own transaction, then the finished records
+// and histograms older than their settings (Client.ApplyRetention, the same
+// batch per table). The settings are checked first: a bad one deletes
+// nothing.
 func (w *Worker) runRetention(ctx context.Context) error {
-	if _, err := w.client.RetentionSettings(ctx); err != nil {
+	settings, err := w.client.RetentionSettings(ctx)
+	if err != nil {
 		return fmt.Errorf("retention settings: %w", err)
 	}
-	before := time.Now().Add(-w.cfg.Retention)
+	dropped, err := w.client.DropExpiredSamplePartitions(ctx)
+	if err != nil {
+		return fmt.Errorf("dropping sample partitions: %w", err)
+	}
+	for _, p := range dropped {
+		w.logger.Info("pggit: sample partition dropped", slog.String("partition", p.Name),
+			slog.Time("to", p.End), slog.Int64("bytes", p.Bytes))
+	}
+	before := time.Now().AddDate(0, 0, -settings.SamplesDays)
 	total := 0
 	for {
 		n, err := w.client.queries.DeleteOldSamples(ctx, before, int32(w.cfg.RetentionBatch))
@@ -307,7 +356,8 @@ func (w *Worker) runRetention(ctx context.Context) error {
 			break
 		}
 	}
-	w.logger.Info("pggit: old samples deleted", slog.Int("samples", total), slog.Time("before", before))
+	w.logger.Info("pggit: old samples deleted", slog.Int("partitions", len(dropped)), slog.Int("samples", total),
+		slog.Time("before", before))
 	res, err := w.client.ApplyRetention(ctx, w.cfg.RetentionBatch)
 	if err != nil {
 		return fmt.Errorf("retention after deleting %d rows: %w", res.Total(), err)

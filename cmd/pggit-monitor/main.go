@@ -50,12 +50,15 @@ Commands:
                             apply or roll back the pggit schema
   run                       the worker: notification dispatcher + scheduler
                             (detection every minute, daily recalculation,
-                            retention, histogram compaction) until SIGTERM
+                            partitions ahead, retention, histogram compaction)
+                            until SIGTERM
   detect                    run detection now (the worker does every minute)
   backtest                  replay detection over stored history, writing nothing
   recalc                    recalculate every rolling baseline now
   baselines                 list the active baselines
   status                    health, open alerts, hourly trend and queues (the dashboard views)
+  partitions [-from T [-to T]]
+                            list the partitions of samples, or create them for a range
   alerts list|ack|resolve|accept
                             look at and act on alerts
   snooze add|list|cancel    silence alerts for a while (recorded, not notified)
@@ -104,6 +107,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdBaselines(ctx, args[1:], stdout, stderr)
 	case "status":
 		return cmdStatus(ctx, args[1:], stdout, stderr)
+	case "partitions":
+		return cmdPartitions(ctx, args[1:], stdout, stderr)
 	case "alerts":
 		return cmdAlerts(ctx, args[1:], stdout, stderr)
 	case "snooze":
@@ -284,8 +289,10 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("run", "run [flags]", stderr)
 	recalcEvery := fs.Duration("recalc-interval", monitor.DefaultRecalcInterval, "how often baselines are recalculated")
-	retention := fs.Duration("retention", monitor.DefaultRetention, "how long samples are kept")
-	retentionEvery := fs.Duration("retention-interval", monitor.DefaultRetentionInterval, "how often old samples are deleted")
+	retention := fs.Duration("retention", 0, "deprecated: use -retention-samples-days (how long samples are kept, stored as whole days)")
+	retentionEvery := fs.Duration("retention-interval", monitor.DefaultRetentionInterval, "how often retention runs (drops old partitions of samples, deletes old records)")
+	partitionWidth := fs.Duration("partition-width", 0, "width of new partitions of samples, whole hours from 1h to 744h (stored as samples_partition_width; 0: keep the stored value, default 24h)")
+	partitionAhead := fs.Int("partition-ahead-days", 0, fmt.Sprintf("days ahead partitions of samples are created, 1..%d (stored as samples_partition_ahead_days; 0: keep the stored value, default %d)", monitor.MaxPartitionAheadDays, monitor.DefaultPartitionAheadDays))
 	detectEvery := fs.Duration("detect-interval", monitor.DefaultDetectInterval, "how often detection runs")
 	minuteHist := fs.Duration("minute-histograms", monitor.DefaultMinuteHistograms, "how long histograms keep minute resolution before compaction into hours")
 	concurrency := fs.Int("concurrency", monitor.DefaultDispatcherConcurrency, "deliveries at once")
@@ -329,6 +336,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 	if err := client.SetRetentionSettings(ctx, retain.settings()); err != nil {
+		return err
+	}
+	if err := client.SetPartitionSettings(ctx, monitor.PartitionSettings{Width: *partitionWidth, AheadDays: *partitionAhead}); err != nil {
 		return err
 	}
 	m := metrics.New(pool, &metrics.Options{Logger: logger})

@@ -14,6 +14,7 @@ import (
 // retentionFlag is one retention setting as a flag of `run`.
 type retentionFlag struct {
 	name, setting, keeps string
+	def                  int // the setting's default
 	days                 *int
 }
 
@@ -25,7 +26,7 @@ func retentionFlags(fs *flag.FlagSet) retentionFlagSet {
 	var out retentionFlagSet
 	for _, f := range retentionTable {
 		f.days = fs.Int(f.name, 0, fmt.Sprintf("days %s are kept, 1..%d (stored in pggit.monitor_settings as %s; 0: keep the stored value, default %d)",
-			f.keeps, monitor.MaxRetentionDays, f.setting, monitor.DefaultRetentionDays))
+			f.keeps, monitor.MaxRetentionDays, f.setting, f.def))
 		out = append(out, f)
 	}
 	return out
@@ -33,16 +34,20 @@ func retentionFlags(fs *flag.FlagSet) retentionFlagSet {
 
 // retentionTable lists the settings in the order of monitor.RetentionSettings.
 var retentionTable = []retentionFlag{
-	{name: "retention-alerts-days", setting: monitor.SettingRetentionAlerts,
+	{name: "retention-alerts-days", setting: monitor.SettingRetentionAlerts, def: monitor.DefaultRetentionDays,
 		keeps: "resolved alerts (with their notifications) and ended snoozes"},
-	{name: "retention-notifications-days", setting: monitor.SettingRetentionNotifications,
+	{name: "retention-notifications-days", setting: monitor.SettingRetentionNotifications, def: monitor.DefaultRetentionDays,
 		keeps: "sent or dead notification batches and their queue items"},
-	{name: "retention-delivery-log-days", setting: monitor.SettingRetentionDeliveryLog,
+	{name: "retention-delivery-log-days", setting: monitor.SettingRetentionDeliveryLog, def: monitor.DefaultRetentionDays,
 		keeps: "delivery log rows"},
-	{name: "retention-runs-days", setting: monitor.SettingRetentionRuns,
+	{name: "retention-runs-days", setting: monitor.SettingRetentionRuns, def: monitor.DefaultRetentionDays,
 		keeps: "finished recalculation runs (with their results) and detection runs"},
-	{name: "retention-baseline-history-days", setting: monitor.SettingRetentionBaselineHistory,
+	{name: "retention-baseline-history-days", setting: monitor.SettingRetentionBaselineHistory, def: monitor.DefaultRetentionDays,
 		keeps: "baseline history rows and inactive baselines"},
+	{name: "retention-samples-days", setting: monitor.SettingRetentionSamples, def: monitor.DefaultRetentionSamplesDays,
+		keeps: "raw samples (older partitions are dropped whole)"},
+	{name: "retention-histograms-days", setting: monitor.SettingRetentionHistograms, def: monitor.DefaultRetentionHistogramsDays,
+		keeps: "latency histograms (what recalculation, detection and the console read)"},
 }
 
 func (fs retentionFlagSet) validate() error {
@@ -56,7 +61,8 @@ func (fs retentionFlagSet) validate() error {
 
 func (fs retentionFlagSet) settings() monitor.RetentionSettings {
 	return monitor.RetentionSettings{AlertsDays: *fs[0].days, NotificationsDays: *fs[1].days,
-		DeliveryLogDays: *fs[2].days, RunsDays: *fs[3].days, BaselineHistoryDays: *fs[4].days}
+		DeliveryLogDays: *fs[2].days, RunsDays: *fs[3].days, BaselineHistoryDays: *fs[4].days,
+		SamplesDays: *fs[5].days, HistogramsDays: *fs[6].days}
 }
 
 // printRetention writes the retention settings in force and the last run of
@@ -66,8 +72,9 @@ func printRetention(ctx context.Context, client *monitor.Client, w io.Writer) er
 	if err != nil {
 		return fmt.Errorf("retention: %w", err)
 	}
-	days := []int{s.AlertsDays, s.NotificationsDays, s.DeliveryLogDays, s.RunsDays, s.BaselineHistoryDays}
-	fmt.Fprintln(w, "\n== Retention (days kept after a record ended)")
+	days := []int{s.AlertsDays, s.NotificationsDays, s.DeliveryLogDays, s.RunsDays, s.BaselineHistoryDays,
+		s.SamplesDays, s.HistogramsDays}
+	fmt.Fprintln(w, "\n== Retention (days kept after a record ended; samples and histograms by their time)")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SETTING\tDAYS\tKEEPS")
 	for i, f := range retentionTable {

@@ -26,5 +26,8 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	return printRetention(ctx, client, stdout)
+	if err := printRetention(ctx, client, stdout); err != nil {
+		return err
+	}
+	return printPartitions(ctx, client, stdout)
 }

@@ -46,6 +46,8 @@ type Metrics struct {
 	detectLastDur *prometheus.Desc
 	samplesRec    *prometheus.Desc
 	samplesDrop   *prometheus.Desc
+	strays        *prometheus.Desc
+	partsAhead    *prometheus.Desc
 	scrapeErrors  prometheus.Counter
 
 	mu        sync.Mutex
@@ -102,6 +104,12 @@ func New(pool *pgxpool.Pool, opts *Options) *Metrics {
 		samplesRec: prometheus.NewDesc(namespace+"_samples_recorded_total", "Samples accepted by the watched recorders.", nil, nil),
 		samplesDrop: prometheus.NewDesc(namespace+"_samples_dropped_total", "Samples the watched recorders dropped (buffer full, or unwritten at close).",
 			nil, nil),
+		strays: prometheus.NewDesc(namespace+"_sample_default_partition_rows",
+			"Samples in the default partition of pggit.performance_metrics: recorded outside every partition's range (0 when all is well).",
+			nil, nil),
+		partsAhead: prometheus.NewDesc(namespace+"_sample_partitions_ahead_seconds",
+			"Time from now to the end of the last partition of samples (negative: new samples go to the default partition).",
+			nil, nil),
 		scrapeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "metrics_scrape_errors_total",
 			Help: "Scrapes whose database queries failed (their gauges are missing from that scrape).",
@@ -134,7 +142,8 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.latency.Describe(ch)
 	m.scrapeErrors.Describe(ch)
 	for _, d := range []*prometheus.Desc{m.openAlerts, m.queueDepth, m.queueOldest, m.baselineAge,
-		m.recalcRuns, m.recalcLastDur, m.detectLag, m.detectLastDur, m.samplesRec, m.samplesDrop} {
+		m.recalcRuns, m.recalcLastDur, m.detectLag, m.detectLastDur, m.samplesRec, m.samplesDrop,
+		m.strays, m.partsAhead} {
 		ch <- d
 	}
 }
@@ -237,6 +246,17 @@ func (m *Metrics) collectDB(ctx context.Context, ch chan<- prometheus.Metric) er
 	}
 	if detectMS != nil {
 		ch <- prometheus.MustNewConstMetric(m.detectLastDur, prometheus.GaugeValue, *detectMS/1000)
+	}
+
+	var ahead *float64
+	if err := m.pool.QueryRow(ctx, `SELECT pggit.default_partition_rows(),
+			(SELECT extract(epoch FROM max(p.range_end) - clock_timestamp()) FROM pggit.sample_partitions() p)`).
+		Scan(&n, &ahead); err != nil {
+		return err
+	}
+	ch <- prometheus.MustNewConstMetric(m.strays, prometheus.GaugeValue, float64(n))
+	if ahead != nil {
+		ch <- prometheus.MustNewConstMetric(m.partsAhead, prometheus.GaugeValue, *ahead)
 	}
 	return nil
 }

@@ -136,3 +136,40 @@ pggit_samples_dropped_total 0
 		require.True(t, seen[name], name)
 	}
 }
+
+func TestMetricsReportSamplesOutsideThePartitions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := monitortest.New(t)
+	client, err := monitor.New(pool, &monitor.Config{Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(metrics.New(pool, nil)))
+
+	gauge := func(name string) float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatalf("%s not gathered", name)
+		return 0
+	}
+	require.Zero(t, gauge("pggit_sample_default_partition_rows"))
+	// The migration made partitions for the next 3 days at least.
+	require.Greater(t, gauge("pggit_sample_partitions_ahead_seconds"), float64(2*24*3600))
+
+	// Two years back: no partition holds it.
+	old := time.Now().AddDate(-2, 0, 0)
+	_, err = pool.Exec(ctx, `INSERT INTO pggit.performance_metrics (operation_type, duration_microseconds, recorded_at)
+		VALUES ('merge', 1000, $1), ('merge', 2000, $1)`, old)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, gauge("pggit_sample_default_partition_rows"))
+
+	_, err = client.CreateSamplePartitions(ctx, old, old.Add(time.Hour))
+	require.NoError(t, err)
+	require.Zero(t, gauge("pggit_sample_default_partition_rows"))
+}
