@@ -155,6 +155,7 @@ type options struct {
 	scaleOps        int
 	scaleDays       int
 	scaleIngest     int
+	scaleAlerts     int
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -177,6 +178,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.scaleOps, "scale-ops", 200, "scale: operations the samples are spread over (log-uniform frequencies)")
 	fs.IntVar(&o.scaleDays, "scale-days", 30, "scale: whole days before today the samples are spread over (and today until now)")
 	fs.IntVar(&o.scaleIngest, "scale-ingest", 2_000_000, "scale: samples written by raw COPY and by the Recorder in each ingestion run")
+	fs.IntVar(&o.scaleAlerts, "scale-alerts", 100_000, "scale: alerts stored for the dashboard views")
 	fs.BoolVar(&o.keep, "keep", false, "with DATABASE_URL: keep the benchmark database (its name is printed to stderr) to inspect it")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -217,6 +219,8 @@ func parseFlags(args []string) (*options, error) {
 			return nil, fmt.Errorf("-scale-days must be between 4 and 365, got %d", o.scaleDays)
 		case o.scaleSamples < 100*o.scaleOps || o.scaleSamples > math.MaxInt32:
 			return nil, fmt.Errorf("-scale-samples must be between 100 per operation (%d) and %d, got %d", 100*o.scaleOps, math.MaxInt32, o.scaleSamples)
+		case o.scaleAlerts < 100 || o.scaleAlerts > 10_000_000:
+			return nil, fmt.Errorf("-scale-alerts must be between 100 and 10000000, got %d", o.scaleAlerts)
 		case o.scaleIngest < 1:
 			return nil, fmt.Errorf("-scale-ingest must be at least 1, got %d", o.scaleIngest)
 		}

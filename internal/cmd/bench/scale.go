@@ -174,7 +174,9 @@ func benchScale(ctx context.Context, e *env, o *options) ([]*section, error) {
 // the minute histograms before 48 h, the hourly rollup; then VACUUM ANALYZE.
 func scaleLoad(ctx context.Context, e *env, o *options, caps scaleCaps) (*scaleState, error) {
 	names := opNames(o.scaleOps)
-	now := time.Now().UTC()
+	// The load ends at the last whole minute: whatever is written later
+	// (the ingestion benchmark) is told apart by its time.
+	now := time.Now().UTC().Truncate(time.Minute)
 	start := now.Truncate(24*time.Hour).AddDate(0, 0, -o.scaleDays)
 	st := &scaleState{caps: caps, names: names, start: start, end: now, samples: int64(o.scaleSamples)}
 	span := now.Sub(start).Seconds()

@@ -20,7 +20,7 @@ func TestScaleSmoke(t *testing.T) {
 	t.Setenv("DATABASE_URL", os.Getenv("TEST_DATABASE_URL"))
 	var out bytes.Buffer
 	err := run(context.Background(), []string{"-scale", "-scale-samples", "200000", "-scale-days", "8",
-		"-scale-ingest", "20000", "-runs", "1", "-md"}, &out)
+		"-scale-ingest", "20000", "-scale-alerts", "1000", "-runs", "1", "-md"}, &out)
 	require.NoError(t, err)
 	for _, title := range []string{
 		"### Recalculation at 200,000 samples, 200 operations: exact against histograms",
