@@ -27,7 +27,7 @@ func TestWorkersRunEachJobOncePerPeriod(t *testing.T) {
 		workers = append(workers, w)
 	}
 	require.Eventually(t, func() bool {
-		return e.count(`SELECT count(*) FROM pggit.scheduled_jobs WHERE last_status = 'ok'`) == 5
+		return e.count(`SELECT count(*) FROM pggit.scheduled_jobs WHERE last_status = 'ok'`) == 6
 	}, 30*time.Second, 10*time.Millisecond)
 	time.Sleep(100 * time.Millisecond) // dozens more ticks on every worker
 	for _, w := range workers {
@@ -36,7 +36,7 @@ func TestWorkersRunEachJobOncePerPeriod(t *testing.T) {
 	// Once per period, whichever worker claimed it.
 	require.EqualValues(t, 1, e.count(`SELECT count(*) FROM pggit.baseline_recalc_execution`))
 	require.EqualValues(t, 1, e.count(`SELECT count(*) FROM pggit.baseline_recalc_execution WHERE reason = 'scheduled' AND status = 'SUCCESS'`))
-	require.EqualValues(t, 5, e.count(`SELECT sum(runs) FROM pggit.scheduled_jobs`))
+	require.EqualValues(t, 6, e.count(`SELECT sum(runs) FROM pggit.scheduled_jobs`))
 	// Detection ran once, over the minutes since the first sample.
 	require.EqualValues(t, 1, e.count(`SELECT count(*) FROM pggit.detection_runs`))
 	require.EqualValues(t, 1, e.count(`SELECT count(*) FROM pggit.scheduled_jobs WHERE job_name = 'detection' AND runs = 1`))

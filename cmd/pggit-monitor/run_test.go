@@ -131,11 +131,11 @@ func TestRunDrainsOnSIGTERM(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusForbidden, resp.StatusCode, "no action without signing in")
-	// The scheduler ran its five jobs once at start.
+	// The scheduler ran its six jobs once at start.
 	require.Eventually(t, func() bool {
 		var jobs int
 		_ = pool.QueryRow(ctx, `SELECT count(*) FROM pggit.scheduled_jobs WHERE last_status = 'ok'`).Scan(&jobs)
-		return jobs == 5
+		return jobs == 6
 	}, 30*time.Second, 20*time.Millisecond)
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
