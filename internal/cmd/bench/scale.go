@@ -166,6 +166,16 @@ func benchScale(ctx context.Context, e *env, o *options) ([]*section, error) {
 		}
 		out = append(out, s)
 	}
+	// Detection's hour summaries exist once detection has run.
+	var detBytes, detRows int64
+	if err := e.pool.QueryRow(ctx, `SELECT pg_total_relation_size('pggit.detection_hours'), count(*)
+		FROM pggit.detection_hours`).Scan(&detBytes, &detRows); err != nil {
+		return nil, err
+	}
+	storage.notes = append(storage.notes, fmt.Sprintf("Detection hour summaries (detection_hours, after the detection step): %s rows, %s bytes a row (table and indexes).",
+		fmtInt(detRows), fmtInt(detBytes/max(1, detRows))))
+	storage.ratios = append(storage.ratios, ratio{name: "bytes per operation-hour of detection summary",
+		value: float64(detBytes) / float64(max(1, detRows)), unit: " B"})
 	return append(out, storage), nil
 }
 
@@ -329,15 +339,14 @@ func scaleStorage(ctx context.Context, e *env, st *scaleState) (*section, error)
 		(SELECT count(*) FROM ONLY `+part+`)`, part).Scan(&tableBytes, &indexBytes, &rows); err != nil {
 		return nil, err
 	}
-	var histBytes, minuteCol, hourCol, hourRows, minuteRows, hourlyBytes, hourlyRows, detHoursBytes, detHoursRows int64
+	var histBytes, minuteCol, hourCol, hourRows, minuteRows, hourlyBytes, hourlyRows int64
 	if err := e.pool.QueryRow(ctx, `SELECT pg_total_relation_size('pggit.performance_histograms'),
 		coalesce(sum(pg_column_size(h.*)) FILTER (WHERE bucket_seconds = 60), 0)::bigint,
 		coalesce(sum(pg_column_size(h.*)) FILTER (WHERE bucket_seconds = 3600), 0)::bigint,
 		count(*) FILTER (WHERE bucket_seconds = 3600), count(*) FILTER (WHERE bucket_seconds = 60),
-		pg_total_relation_size('pggit.performance_hourly'), (SELECT count(*) FROM pggit.performance_hourly),
-		pg_total_relation_size('pggit.detection_hours'), (SELECT count(*) FROM pggit.detection_hours)
+		pg_total_relation_size('pggit.performance_hourly'), (SELECT count(*) FROM pggit.performance_hourly)
 		FROM pggit.performance_histograms h`).Scan(&histBytes, &minuteCol, &hourCol, &hourRows, &minuteRows,
-		&hourlyBytes, &hourlyRows, &detHoursBytes, &detHoursRows); err != nil {
+		&hourlyBytes, &hourlyRows); err != nil {
 		return nil, err
 	}
 	var total int64
@@ -366,8 +375,8 @@ func scaleStorage(ctx context.Context, e *env, st *scaleState) (*section, error)
 			fmt.Sprintf("All samples: %s on disk for %s rows.", fmtBytes(total), fmtInt(st.samples)),
 			fmt.Sprintf("Histograms: %s (table, indexes, TOAST) for %s hour rows and %s minute rows (the last 48 h), shared in proportion of their row bytes (pg_column_size): %s bytes an hour row, %s bytes a row on average.",
 				fmtBytes(histBytes), fmtInt(hourRows), fmtInt(minuteRows), fmtInt(int64(hourBytes)), fmtInt((minuteCol+hourCol)/max(1, minuteRows+hourRows))),
-			fmt.Sprintf("Hourly rollup (performance_hourly): %s rows, %s bytes a row; detection hour summaries (detection_hours): %s rows, %s bytes a row (table and indexes).",
-				fmtInt(hourlyRows), fmtInt(hourlyBytes/max(1, hourlyRows)), fmtInt(detHoursRows), fmtInt(detHoursBytes/max(1, detHoursRows))),
+			fmt.Sprintf("Hourly rollup (performance_hourly): %s rows, %s bytes a row (table and indexes).",
+				fmtInt(hourlyRows), fmtInt(hourlyBytes/max(1, hourlyRows))),
 			"The histogram table was rewritten (VACUUM FULL) after the load's compaction, which deleted most of its rows at once: its steady size under a running worker, whose compaction deletes an hour at a time and whose freed space autovacuum lets new rows reuse.",
 		},
 		ratios: []ratio{
