@@ -87,7 +87,7 @@ func (q *Queries) GetOperationType(ctx context.Context, operationType string) (O
 }
 
 const getRecalcExecution = `-- name: GetRecalcExecution :one
-SELECT execution_id, started_at, finished_at, duration_ms, status, reason, lookback_days, min_samples, force, max_execution_seconds, operation_filter, window_start, window_end, operations_total, operations_updated, operations_unchanged, operations_insufficient, operations_failed, operations_timed_out, error_message FROM pggit.baseline_recalc_execution
+SELECT execution_id, started_at, finished_at, duration_ms, status, reason, lookback_days, min_samples, force, max_execution_seconds, operation_filter, window_start, window_end, operations_total, operations_updated, operations_unchanged, operations_insufficient, operations_failed, operations_timed_out, error_message, method FROM pggit.baseline_recalc_execution
 WHERE execution_id = $1
 `
 
@@ -115,12 +115,13 @@ func (q *Queries) GetRecalcExecution(ctx context.Context, executionID int64) (Re
 		&i.OperationsFailed,
 		&i.OperationsTimedOut,
 		&i.ErrorMessage,
+		&i.Method,
 	)
 	return i, err
 }
 
 const lastRecalcExecutionOfSession = `-- name: LastRecalcExecutionOfSession :one
-SELECT execution_id, started_at, finished_at, duration_ms, status, reason, lookback_days, min_samples, force, max_execution_seconds, operation_filter, window_start, window_end, operations_total, operations_updated, operations_unchanged, operations_insufficient, operations_failed, operations_timed_out, error_message FROM pggit.baseline_recalc_execution
+SELECT execution_id, started_at, finished_at, duration_ms, status, reason, lookback_days, min_samples, force, max_execution_seconds, operation_filter, window_start, window_end, operations_total, operations_updated, operations_unchanged, operations_insufficient, operations_failed, operations_timed_out, error_message, method FROM pggit.baseline_recalc_execution
 WHERE execution_id = currval(pg_get_serial_sequence('pggit.baseline_recalc_execution', 'execution_id'))
 `
 
@@ -150,6 +151,7 @@ func (q *Queries) LastRecalcExecutionOfSession(ctx context.Context) (RecalcExecu
 		&i.OperationsFailed,
 		&i.OperationsTimedOut,
 		&i.ErrorMessage,
+		&i.Method,
 	)
 	return i, err
 }
@@ -288,7 +290,7 @@ func (q *Queries) ListOperationTypes(ctx context.Context) ([]OperationType, erro
 }
 
 const listRecalcExecutions = `-- name: ListRecalcExecutions :many
-SELECT execution_id, started_at, finished_at, duration_ms, status, reason, lookback_days, min_samples, force, max_execution_seconds, operation_filter, window_start, window_end, operations_total, operations_updated, operations_unchanged, operations_insufficient, operations_failed, operations_timed_out, error_message FROM pggit.baseline_recalc_execution
+SELECT execution_id, started_at, finished_at, duration_ms, status, reason, lookback_days, min_samples, force, max_execution_seconds, operation_filter, window_start, window_end, operations_total, operations_updated, operations_unchanged, operations_insufficient, operations_failed, operations_timed_out, error_message, method FROM pggit.baseline_recalc_execution
 ORDER BY execution_id DESC
 LIMIT $1
 `
@@ -323,6 +325,7 @@ func (q *Queries) ListRecalcExecutions(ctx context.Context, maxRows int32) ([]Re
 			&i.OperationsFailed,
 			&i.OperationsTimedOut,
 			&i.ErrorMessage,
+			&i.Method,
 		); err != nil {
 			return nil, err
 		}
@@ -335,7 +338,7 @@ func (q *Queries) ListRecalcExecutions(ctx context.Context, maxRows int32) ([]Re
 }
 
 const listRecalcResults = `-- name: ListRecalcResults :many
-SELECT execution_id, operation_type, scope, status, sample_count, old_p99_microseconds, new_p99_microseconds, percent_change, baseline_id, message, finished_at FROM pggit.baseline_recalc_results
+SELECT execution_id, operation_type, scope, status, sample_count, old_p99_microseconds, new_p99_microseconds, percent_change, baseline_id, message, finished_at, method FROM pggit.baseline_recalc_results
 WHERE execution_id = $1
 ORDER BY operation_type, scope
 `
@@ -361,6 +364,7 @@ func (q *Queries) ListRecalcResults(ctx context.Context, executionID int64) ([]R
 			&i.BaselineID,
 			&i.Message,
 			&i.FinishedAt,
+			&i.Method,
 		); err != nil {
 			return nil, err
 		}
@@ -373,12 +377,13 @@ func (q *Queries) ListRecalcResults(ctx context.Context, executionID int64) ([]R
 }
 
 const recalculateAllBaselinesRolling = `-- name: RecalculateAllBaselinesRolling :many
-SELECT execution_id, operation_type, scope, status, sample_count, old_p99_microseconds, new_p99_microseconds, percent_change, baseline_id, message, finished_at FROM pggit.recalculate_all_baselines_rolling(
+SELECT execution_id, operation_type, scope, status, sample_count, old_p99_microseconds, new_p99_microseconds, percent_change, baseline_id, message, finished_at, method FROM pggit.recalculate_all_baselines_rolling(
     $1::integer,
     $2::integer,
     $3::boolean,
     $4::integer,
-    $5::text
+    $5::text,
+    $6::text
 )
 `
 
@@ -388,6 +393,7 @@ type RecalculateAllBaselinesRollingParams struct {
 	Force               bool   `json:"force"`
 	MaxExecutionSeconds int32  `json:"max_execution_seconds"`
 	Reason              string `json:"reason"`
+	Method              string `json:"method"`
 }
 
 func (q *Queries) RecalculateAllBaselinesRolling(ctx context.Context, arg RecalculateAllBaselinesRollingParams) ([]RecalcResult, error) {
@@ -397,6 +403,7 @@ func (q *Queries) RecalculateAllBaselinesRolling(ctx context.Context, arg Recalc
 		arg.Force,
 		arg.MaxExecutionSeconds,
 		arg.Reason,
+		arg.Method,
 	)
 	if err != nil {
 		return nil, err
@@ -417,6 +424,7 @@ func (q *Queries) RecalculateAllBaselinesRolling(ctx context.Context, arg Recalc
 			&i.BaselineID,
 			&i.Message,
 			&i.FinishedAt,
+			&i.Method,
 		); err != nil {
 			return nil, err
 		}
@@ -429,7 +437,7 @@ func (q *Queries) RecalculateAllBaselinesRolling(ctx context.Context, arg Recalc
 }
 
 const recalculateSingleBaselineSafe = `-- name: RecalculateSingleBaselineSafe :one
-SELECT execution_id, operation_type, scope, status, sample_count, old_p99_microseconds, new_p99_microseconds, percent_change, baseline_id, message, finished_at FROM pggit.recalculate_single_baseline_safe(
+SELECT execution_id, operation_type, scope, status, sample_count, old_p99_microseconds, new_p99_microseconds, percent_change, baseline_id, message, finished_at, method FROM pggit.recalculate_single_baseline_safe(
     $1::text,
     $2::text,
     $3::integer,
@@ -470,6 +478,7 @@ func (q *Queries) RecalculateSingleBaselineSafe(ctx context.Context, arg Recalcu
 		&i.BaselineID,
 		&i.Message,
 		&i.FinishedAt,
+		&i.Method,
 	)
 	return i, err
 }

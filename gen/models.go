@@ -287,6 +287,20 @@ type PggitDetectionState struct {
 	UpdatedThrough     *time.Time  `json:"updated_through"`
 }
 
+type PggitHistogramRollup struct {
+	OperationType string    `json:"operation_type"`
+	Scope         string    `json:"scope"`
+	BucketStart   time.Time `json:"bucket_start"`
+	BucketSeconds int32     `json:"bucket_seconds"`
+	SampleCount   int64     `json:"sample_count"`
+	SumUs         float64   `json:"sum_us"`
+	SumSqUs       float64   `json:"sum_sq_us"`
+	MinUs         int64     `json:"min_us"`
+	MaxUs         int64     `json:"max_us"`
+	Bins          []int32   `json:"bins"`
+	Counts        []int64   `json:"counts"`
+}
+
 type PggitNotificationBatchOpen struct {
 	WebhookID int64  `json:"webhook_id"`
 	BatchID   *int64 `json:"batch_id"`
@@ -501,6 +515,7 @@ type RecalcExecution struct {
 	OperationsFailed       int32      `json:"operations_failed"`
 	OperationsTimedOut     int32      `json:"operations_timed_out"`
 	ErrorMessage           *string    `json:"error_message"`
+	Method                 string     `json:"method"`
 }
 
 type RecalcResult struct {
@@ -515,6 +530,7 @@ type RecalcResult struct {
 	BaselineID         *int64    `json:"baseline_id"`
 	Message            string    `json:"message"`
 	FinishedAt         time.Time `json:"finished_at"`
+	Method             string    `json:"method"`
 }
 
 type Route struct {

@@ -96,7 +96,28 @@ type RecalculateOpts struct {
 	MaxExecution time.Duration
 	// Reason is recorded in the history. Defaults to ReasonManual.
 	Reason Reason
+	// Method is how RecalculateAllBaselinesRolling computes the statistics:
+	// MethodExact, MethodHistogram or MethodAuto. Defaults to MethodAuto.
+	// Ignored by RecalculateBaseline (always exact).
+	Method Method
 }
+
+// Method is how a recalculation computes the statistics of a window.
+type Method string
+
+// Methods of RecalculateOpts.Method; a run records MethodExact or
+// MethodHistogram (see docs/baselines.md).
+const (
+	// MethodAuto is exact while the window holds at most
+	// recalc_exact_max_samples samples (a setting, default 1,000,000) and
+	// starts after now() - retention_samples_days; histograms otherwise.
+	MethodAuto Method = "auto"
+	// MethodExact is percentile_cont over every sample of the window.
+	MethodExact Method = "exact"
+	// MethodHistogram merges the window's histograms: quantiles within 1% of
+	// the exact ones; count, min, max and mean exact.
+	MethodHistogram Method = "histogram"
+)
 
 func (o *RecalculateOpts) withDefaults() RecalculateOpts {
 	var v RecalculateOpts
@@ -115,7 +136,18 @@ func (o *RecalculateOpts) withDefaults() RecalculateOpts {
 	if v.Reason == "" {
 		v.Reason = ReasonManual
 	}
+	if v.Method == "" {
+		v.Method = MethodAuto
+	}
 	return v
+}
+
+func (o *RecalculateOpts) validate() error {
+	switch o.Method {
+	case MethodAuto, MethodExact, MethodHistogram:
+		return nil
+	}
+	return argError("Method", "must be one of auto, exact, histogram, got %q", string(o.Method))
 }
 
 // Result statuses of one operation in a recalculation.
@@ -153,6 +185,9 @@ type OperationResult struct {
 	// BaselineID is the active baseline after the run, 0 when there is none.
 	BaselineID int64
 	Message    string
+	// Method is how the statistics were computed: MethodExact or
+	// MethodHistogram.
+	Method Method
 }
 
 // RecalcExecution is the record of one recalculation run.
@@ -166,8 +201,13 @@ type RecalcExecution struct {
 	LookbackDays int
 	MinSamples   int
 	Force        bool
-	WindowStart  time.Time
-	WindowEnd    time.Time
+	// WindowStart and WindowEnd are the window actually used: from
+	// histograms, aligned to their buckets as [WindowStart, WindowEnd).
+	WindowStart time.Time
+	WindowEnd   time.Time
+	// Method is how the run computed statistics: MethodExact or
+	// MethodHistogram.
+	Method       Method
 	Total        int
 	Updated      int
 	Unchanged    int
@@ -191,6 +231,9 @@ type RecalculateResult struct {
 // wrapping ErrRecalcFailed. Bad options return an *ArgumentError.
 func (c *Client) RecalculateAllBaselinesRolling(ctx context.Context, opts *RecalculateOpts) (*RecalculateResult, error) {
 	o := opts.withDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
 	conn, err := c.pool.Acquire(ctx)
 	if err != nil {
 		return nil, mapError(err)
@@ -203,6 +246,7 @@ func (c *Client) RecalculateAllBaselinesRolling(ctx context.Context, opts *Recal
 		Force:               o.Force,
 		MaxExecutionSeconds: durationSeconds(o.MaxExecution),
 		Reason:              string(o.Reason),
+		Method:              string(o.Method),
 	})
 	if err != nil {
 		return nil, mapError(err)
@@ -554,6 +598,7 @@ func resultFromRow(r gen.RecalcResult) *OperationResult {
 		PercentChange: r.PercentChange,
 		BaselineID:    deref(r.BaselineID),
 		Message:       r.Message,
+		Method:        Method(r.Method),
 	}
 }
 
@@ -570,6 +615,7 @@ func executionFromRow(r gen.RecalcExecution) *RecalcExecution {
 		Force:        r.Force,
 		WindowStart:  r.WindowStart,
 		WindowEnd:    r.WindowEnd,
+		Method:       Method(r.Method),
 		Total:        int(r.OperationsTotal),
 		Updated:      int(r.OperationsUpdated),
 		Unchanged:    int(r.OperationsUnchanged),

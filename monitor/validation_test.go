@@ -124,8 +124,8 @@ var validationSpecs = map[string]fnSpec{
 	},
 	"recalculate_all_baselines_rolling": {
 		valid: map[string]string{"p_lookback_days": "7", "p_min_samples": "10", "p_force": "false",
-			"p_max_execution_seconds": "60", "p_reason": "'manual'"},
-		enums: map[string][]string{"p_reason": {"scheduled", "manual"}},
+			"p_max_execution_seconds": "60", "p_reason": "'manual'", "p_method": "'auto'"},
+		enums: map[string][]string{"p_reason": {"scheduled", "manual"}, "p_method": {"auto", "exact", "histogram"}},
 	},
 	"recalculate_single_baseline_safe": {
 		valid: map[string]string{"p_operation_type": "'checkout'", "p_scope": "''", "p_lookback_days": "7",
@@ -300,6 +300,7 @@ var notChecked = map[string]string{
 	// write; NULL in gives NULL out (histogram_quantiles refuses bad p_qs).
 	"utc_minute":               "pure arithmetic (inlined by the planner)",
 	"utc_hour":                 "pure arithmetic (inlined by the planner)",
+	"utc_day":                  "pure arithmetic",
 	"histogram_bin":            "pure arithmetic",
 	"histogram_bin_value":      "pure arithmetic",
 	"histogram_quantiles":      "pure arithmetic over a histogram's columns",
@@ -326,6 +327,10 @@ var notChecked = map[string]string{
 	"default_partition_rows":            "no arguments: counts the default partition",
 	"alert_link_facts":                  "internal step of format_alert_batch and format_notification_batch, with a stored alert's id",
 	"format_alert_facts":                "internal step of format_alert_batch and format_notification_batch, with facts they built from stored alerts",
+	"histogram_baseline_stats":          "internal step of a recalculation",
+	"refresh_histogram_rollups":         "internal step of a recalculation, with bucket boundaries it computed",
+	"check_recalc_setting":              "internal: checks a setting; 22023 tested in TestRecalcMethodRefused",
+	"monitor_settings_check_recalc":     "trigger function: its rows are checked by check_recalc_setting",
 	// Internal steps of run_detection, backtest_detection and
 	// accept_regression: operations and scopes come from the histograms and
 	// alerts, times from detect's checked p_as_of.

@@ -21,7 +21,8 @@ SELECT * FROM pggit.recalculate_all_baselines_rolling(
     sqlc.arg(min_samples)::integer,
     sqlc.arg(force)::boolean,
     sqlc.arg(max_execution_seconds)::integer,
-    sqlc.arg(reason)::text
+    sqlc.arg(reason)::text,
+    sqlc.arg(method)::text
 );
 
 -- name: RecalculateSingleBaselineSafe :one

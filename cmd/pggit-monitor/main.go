@@ -418,6 +418,8 @@ func cmdRecalc(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	minSamples := fs.Int("min-samples", monitor.DefaultMinSamples, "fewest samples that make a baseline")
 	force := fs.Bool("force", false, "replace baselines even when p99 moved less than 5%")
 	maxExec := fs.Duration("max-execution", monitor.DefaultMaxExecution, "wall-clock limit of the run, 1s..24h")
+	method := fs.String("method", string(monitor.MethodAuto),
+		"auto, exact (every sample) or histogram (merged histograms: quantiles within 1%)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -433,6 +435,7 @@ func cmdRecalc(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return withClient(ctx, func(client *monitor.Client) error {
 		return recalc(ctx, client, &monitor.RecalculateOpts{
 			LookbackDays: *lookback, MinSamples: *minSamples, Force: *force, MaxExecution: *maxExec,
+			Method: monitor.Method(*method),
 		}, stdout)
 	})
 }

@@ -61,6 +61,7 @@ const (
 	targetRecalc         = 1.30 // RecalculateAllBaselinesRolling / bare grouped query, at most
 	targetRecorderCopy   = 0.75 // Recorder / raw COPY throughput, at least
 	targetRecorderInsert = 20.0 // Recorder / one-INSERT-per-sample throughput, at least
+	targetRecalcMethod   = 50.0 // recalculation exact / from histograms, at least
 )
 
 // benchSettings keep runs comparable: on the throwaway cluster they are server
@@ -720,6 +721,10 @@ func benchRecalc(ctx context.Context, e *env, o *options) (*section, error) {
 			value: perOperation.median().Seconds() / measured.median().Seconds()},
 	)
 
+	if err := benchRecalcMethods(ctx, e, o, s); err != nil {
+		return nil, err
+	}
+
 	if o.explain {
 		plan, err := explain(ctx, e.pool, referenceSQL)
 		if err != nil {
@@ -728,6 +733,91 @@ func benchRecalc(ctx context.Context, e *env, o *options) (*section, error) {
 		s.plan = plan
 	}
 	return s, nil
+}
+
+// compactSQL leaves the histograms as a running worker does: hours older
+// than 48 hours compacted (runCompact), the minutes of each closed hour
+// merged (detection_close_hour).
+const compactSQL = `SELECT pggit.compact_histograms('-infinity', now(), now() - interval '48 hours')`
+
+// benchRecalcMethods compares the exact recalculation with the one from
+// histograms on the samples benchRecalc generated, then on a fifth of them
+// (regenerated), where the histogram time should be the same.
+func benchRecalcMethods(ctx context.Context, e *env, o *options, s *section) error {
+	method := func(m monitor.Method) func(context.Context) (time.Duration, error) {
+		return func(ctx context.Context) (time.Duration, error) {
+			start := time.Now()
+			res, err := e.client.RecalculateAllBaselinesRolling(ctx, &monitor.RecalculateOpts{
+				Force: true, MaxExecution: 10 * time.Minute, Method: m})
+			d := time.Since(start)
+			if err != nil {
+				return 0, err
+			}
+			if ex := res.Execution; ex.Status != monitor.RunSuccess || ex.Updated != o.ops || ex.Method != m {
+				return 0, fmt.Errorf("execution %d: status %s, method %s, %d of %d operations updated",
+					ex.ID, ex.Status, ex.Method, ex.Updated, o.ops)
+			}
+			return d, nil
+		}
+	}
+	prepare := func(ctx context.Context) (time.Duration, error) {
+		if err := e.exec(ctx, compactSQL); err != nil {
+			return 0, err
+		}
+		if err := e.exec(ctx, `VACUUM ANALYZE pggit.performance_histograms`); err != nil {
+			return 0, err
+		}
+		// The first run from histograms builds the rollups of every hour
+		// and day; later runs check them and rebuild what changed.
+		return method(monitor.MethodHistogram)(ctx)
+	}
+	cold, err := prepare(ctx)
+	if err != nil {
+		return err
+	}
+	exact := &variant{name: fmt.Sprintf("exact (Method exact), %s samples", fmtInt(int64(o.samples))), run: method(monitor.MethodExact)}
+	hist := &variant{name: fmt.Sprintf("from histograms (Method histogram), %s samples", fmtInt(int64(o.samples))), run: method(monitor.MethodHistogram)}
+	if err := measure(ctx, e, o.runs, []*variant{exact, hist}, nil); err != nil {
+		return err
+	}
+
+	small := o.samples / 5
+	e.logf("recalc: regenerating %d samples", small)
+	if err := e.exec(ctx, `TRUNCATE pggit.performance_metrics, pggit.performance_histograms, pggit.histogram_rollups`); err != nil {
+		return err
+	}
+	if err := e.exec(ctx, generateSQL, small, o.ops, len(opNames(o.ops)[0])-len("op_")); err != nil {
+		return fmt.Errorf("generating samples: %w", err)
+	}
+	if err := e.exec(ctx, `VACUUM ANALYZE pggit.performance_metrics`); err != nil {
+		return err
+	}
+	if _, err := prepare(ctx); err != nil {
+		return err
+	}
+	histSmall := &variant{name: fmt.Sprintf("from histograms (Method histogram), %s samples", fmtInt(int64(small))), run: method(monitor.MethodHistogram)}
+	exactSmall := &variant{name: fmt.Sprintf("exact (Method exact), %s samples", fmtInt(int64(small))), run: method(monitor.MethodExact)}
+	if err := measure(ctx, e, o.runs, []*variant{exactSmall, histSmall}, nil); err != nil {
+		return err
+	}
+
+	s.variants = append(s.variants, exact, hist, exactSmall, histSmall)
+	s.notes = append(s.notes,
+		"exact / from histograms: RecalculateAllBaselinesRolling with Force and Method exact or histogram, after the histograms were compacted as a running worker leaves them (hours older than 48 h, one row per operation-minute after).",
+		fmt.Sprintf("The first run from histograms (untimed above) builds the hour and day rollups: %s at %s samples; later runs check every hour against the rows and rebuild what changed.",
+			fmtDuration(cold), fmtInt(int64(o.samples))),
+		fmt.Sprintf("The smaller size regenerates %s samples over the same 6 days and operations.", fmtInt(int64(small))),
+	)
+	r := exact.median().Seconds() / hist.median().Seconds()
+	s.ratios = append(s.ratios,
+		ratio{name: fmt.Sprintf("exact / from histograms at %s samples", fmtInt(int64(o.samples))), value: r,
+			target: fmt.Sprintf(">= %.0fx", targetRecalcMethod), pass: r >= targetRecalcMethod},
+		ratio{name: fmt.Sprintf("from histograms: %s / %s samples (flat: about 1)", fmtInt(int64(o.samples)), fmtInt(int64(small))),
+			value: hist.median().Seconds() / histSmall.median().Seconds()},
+		ratio{name: fmt.Sprintf("exact / from histograms at %s samples", fmtInt(int64(small))),
+			value: exactSmall.median().Seconds() / histSmall.median().Seconds()},
+	)
+	return nil
 }
 
 // queryStats runs a statistics query and reads every row; it returns the
