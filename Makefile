@@ -37,7 +37,7 @@ bench: ## Benchmarks, as ratios against references measured in the same run
 	go run ./internal/cmd/bench -md
 
 .PHONY: bench-scale
-bench-scale: ## Scale benchmark: 100 M samples loaded (~1 h, ~40 GB of disk), then ingestion, recalculation, detection, views, retention, storage
+bench-scale: ## Scale benchmark: 100 M samples loaded (~40 min on 2 cores, ~40 GB of disk), then ingestion, recalculation, detection, views, retention, storage
 	go run ./internal/cmd/bench -scale -md -v
 
 .PHONY: eval
