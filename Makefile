@@ -6,7 +6,7 @@ GOOSE := go tool -modfile=tools/go.mod goose
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: demo
 demo: ## Run the whole pipeline on a throwaway database (or DATABASE_URL)
@@ -35,6 +35,10 @@ verify: ## gofmt, go vet, generated code current (sqlc diff), sqlc vet and plpgs
 .PHONY: bench
 bench: ## Benchmarks, as ratios against references measured in the same run
 	go run ./internal/cmd/bench -md
+
+.PHONY: bench-scale
+bench-scale: ## Scale benchmark: 100 M samples loaded (~40 min on 2 cores, ~40 GB of disk), then ingestion, recalculation, detection, views, retention, storage
+	go run ./internal/cmd/bench -scale -md -v
 
 .PHONY: eval
 eval: ## Detection quality on synthetic streams with known changes (see docs/DETECTION-QUALITY.md)

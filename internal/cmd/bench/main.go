@@ -151,6 +151,12 @@ type options struct {
 	explain         bool
 	verbose         bool
 	keep            bool
+	scale           bool
+	scaleSamples    int
+	scaleOps        int
+	scaleDays       int
+	scaleIngest     int
+	scaleAlerts     int
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -168,6 +174,12 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&o.md, "md", false, "print Markdown (for docs/BENCHMARKS.md)")
 	fs.BoolVar(&o.explain, "explain", false, "recalc: also print EXPLAIN (ANALYZE, BUFFERS) of the reference query")
 	fs.BoolVar(&o.verbose, "v", false, "print progress to stderr")
+	fs.BoolVar(&o.scale, "scale", false, "run the scale benchmark alone (see scale.go): load -scale-samples samples into the partitioned table, then ingestion, recalculation, detection, views, retention and storage at that size")
+	fs.IntVar(&o.scaleSamples, "scale-samples", 100_000_000, "scale: samples loaded (not timed)")
+	fs.IntVar(&o.scaleOps, "scale-ops", 200, "scale: operations the samples are spread over (log-uniform frequencies)")
+	fs.IntVar(&o.scaleDays, "scale-days", 30, "scale: whole days before today the samples are spread over (and today until now)")
+	fs.IntVar(&o.scaleIngest, "scale-ingest", 2_000_000, "scale: samples written by raw COPY and by the Recorder in each ingestion run")
+	fs.IntVar(&o.scaleAlerts, "scale-alerts", 100_000, "scale: alerts stored for the dashboard views")
 	fs.BoolVar(&o.keep, "keep", false, "with DATABASE_URL: keep the benchmark database (its name is printed to stderr) to inspect it")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -198,6 +210,20 @@ func parseFlags(args []string) (*options, error) {
 		case "":
 		default:
 			return nil, fmt.Errorf("-only: unknown benchmark %q (want recalc, views, ui, recorder, histograms, detect, snooze, delivery, tracer)", b)
+		}
+	}
+	if o.scale {
+		switch {
+		case o.scaleOps < 2 || o.scaleOps > 100_000:
+			return nil, fmt.Errorf("-scale-ops must be between 2 and 100000, got %d", o.scaleOps)
+		case o.scaleDays < 4 || o.scaleDays > 365:
+			return nil, fmt.Errorf("-scale-days must be between 4 and 365, got %d", o.scaleDays)
+		case o.scaleSamples < 100*o.scaleOps || o.scaleSamples > math.MaxInt32:
+			return nil, fmt.Errorf("-scale-samples must be between 100 per operation (%d) and %d, got %d", 100*o.scaleOps, math.MaxInt32, o.scaleSamples)
+		case o.scaleAlerts < 100 || o.scaleAlerts > 10_000_000:
+			return nil, fmt.Errorf("-scale-alerts must be between 100 and 10000000, got %d", o.scaleAlerts)
+		case o.scaleIngest < 1:
+			return nil, fmt.Errorf("-scale-ingest must be at least 1, got %d", o.scaleIngest)
 		}
 	}
 	switch {
@@ -241,6 +267,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 	var results []*section
+	if o.scale {
+		if results, err = benchScale(ctx, e, o); err != nil {
+			return fmt.Errorf("scale: %w", err)
+		}
+		return report(stdout, o, m, results)
+	}
 	if o.recalc {
 		s, err := benchRecalc(ctx, e, o)
 		if err != nil {
@@ -311,6 +343,11 @@ func setup(ctx context.Context, o *options) (_ *env, err error) {
 		settings := map[string]string{"autovacuum": "off"}
 		for k, v := range benchSettings {
 			settings[k] = v
+		}
+		if o.scale {
+			for k, v := range scaleServerSettings {
+				settings[k] = v
+			}
 		}
 		e.srv, err = pgserver.Start(ctx, &pgserver.Options{Settings: settings})
 		if err != nil {
@@ -1011,7 +1048,7 @@ func report(w io.Writer, o *options, m *machine, sections []*section) error {
 			b.WriteString("\n")
 		}
 		header := []string{"Variant", "Median", "Runs"}
-		if s.variants[0].samples > 0 {
+		if len(s.variants) > 0 && s.variants[0].samples > 0 {
 			header = []string{"Variant", "Samples/s (median)", "Median time", "Runs"}
 		}
 		var rows [][]string
@@ -1026,7 +1063,9 @@ func report(w io.Writer, o *options, m *machine, sections []*section) error {
 				rows = append(rows, []string{v.name, fmtDuration(v.median()), strings.Join(runs, ", ")})
 			}
 		}
-		writeTable(&b, o.md, header, rows)
+		if len(rows) > 0 {
+			writeTable(&b, o.md, header, rows)
+		}
 		if len(s.plan) > 0 {
 			of := s.planOf
 			if of == "" {
