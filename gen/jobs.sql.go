@@ -84,3 +84,17 @@ func (q *Queries) RollupPerformanceHours(ctx context.Context) (int32, error) {
 	err := row.Scan(&hours)
 	return hours, err
 }
+
+const rollupPerformanceHoursWithCurrent = `-- name: RollupPerformanceHoursWithCurrent :one
+SELECT pggit.rollup_performance_hours(now() + interval '1 hour')::integer AS hours
+`
+
+// The rollup as the worker runs it: complete hours and the current one so
+// far, so v_operation_performance_trend reads no samples (its current hour
+// is then as old as the last run, RollupInterval).
+func (q *Queries) RollupPerformanceHoursWithCurrent(ctx context.Context) (int32, error) {
+	row := q.db.QueryRow(ctx, rollupPerformanceHoursWithCurrent)
+	var hours int32
+	err := row.Scan(&hours)
+	return hours, err
+}

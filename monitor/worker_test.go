@@ -117,3 +117,33 @@ func TestFailedJobIsDueAgainSoon(t *testing.T) {
 	require.Equal(t, "failed", status)
 	require.InDelta(t, 300, dueIn, 5) // 5 minutes, not 24 hours
 }
+
+// The worker's rollup takes the current hour too, so the trend view reads no
+// samples: it shows the rollup (as old as its last run), equal to what the
+// samples give.
+func TestRollupJobRollsTheCurrentHour(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	at := time.Now().Add(-time.Second)
+	e.copySamples("trend", "", at, 1000, 2000, 3000, 4000)
+	live := e.count(`SELECT sum(samples) FROM pggit.v_operation_performance_trend WHERE operation_type = 'trend'`)
+	require.EqualValues(t, 4, live, "no rollup yet: read from the samples")
+	var p99 float64
+	require.NoError(t, e.pool.QueryRow(e.ctx, `SELECT max(p99_ms) FROM pggit.v_operation_performance_trend WHERE operation_type = 'trend'`).Scan(&p99))
+
+	w, err := e.client.NewWorker(nil)
+	require.NoError(t, err)
+	ran, err := w.RunDueJob(e.ctx, monitor.JobRollup)
+	require.NoError(t, err)
+	require.True(t, ran)
+	require.EqualValues(t, 4, e.count(`SELECT sum(samples) FROM pggit.performance_hourly WHERE operation_type = 'trend'`))
+	var rolled float64
+	require.NoError(t, e.pool.QueryRow(e.ctx, `SELECT max(p99_ms) FROM pggit.v_operation_performance_trend WHERE operation_type = 'trend'`).Scan(&rolled))
+	require.InDelta(t, p99, rolled, 1e-9)
+
+	// A sample after the run shows at the next run, not before.
+	e.copySamples("trend", "", at, 5000)
+	require.EqualValues(t, 4, e.count(`SELECT sum(samples) FROM pggit.v_operation_performance_trend WHERE operation_type = 'trend'`))
+	e.exec(`SELECT pggit.rollup_performance_hours(now() + interval '1 hour')`)
+	require.EqualValues(t, 5, e.count(`SELECT sum(samples) FROM pggit.v_operation_performance_trend WHERE operation_type = 'trend'`))
+}

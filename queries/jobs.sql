@@ -12,3 +12,9 @@ SELECT * FROM pggit.scheduled_jobs ORDER BY job_name;
 
 -- name: RollupPerformanceHours :one
 SELECT pggit.rollup_performance_hours()::integer AS hours;
+
+-- name: RollupPerformanceHoursWithCurrent :one
+-- The rollup as the worker runs it: complete hours and the current one so
+-- far, so v_operation_performance_trend reads no samples (its current hour
+-- is then as old as the last run, RollupInterval).
+SELECT pggit.rollup_performance_hours(now() + interval '1 hour')::integer AS hours;

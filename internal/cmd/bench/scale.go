@@ -271,7 +271,7 @@ func scaleLoad(ctx context.Context, e *env, o *options, caps scaleCaps) (*scaleS
 		}
 		e.logf("scale: worker jobs done through %s (%s)", to.Format(time.RFC3339), fmtDuration(time.Since(t0)))
 	}
-	if _, err := q.RollupPerformanceHours(ctx); err != nil {
+	if _, err := q.RollupPerformanceHoursWithCurrent(ctx); err != nil {
 		return nil, fmt.Errorf("rollup: %w", err)
 	}
 	// Compaction deleted most of the minute rows the load wrote at once; a
