@@ -294,7 +294,10 @@ func (w *Worker) runDetect(ctx context.Context) error {
 // runCompact merges the minute histograms of hours that started more than
 // MinuteHistograms ago into hour histograms, looking 6 hours further back
 // than that (minute rows a long-stopped worker left behind stay minute rows:
-// sums over them are just as exact).
+// sums over them are just as exact). Then it brings the histogram rollups up
+// to date (the hours that ended at least 10 minutes ago, and those changed
+// since they were built), so a recalculation from histograms finds them
+// built.
 func (w *Worker) runCompact(ctx context.Context) error {
 	hours := time.Now().Add(-w.cfg.MinuteHistograms).Truncate(time.Hour)
 	n, err := w.client.queries.CompactHistograms(ctx, hours.Add(-6*time.Hour), hours, hours)
@@ -302,6 +305,11 @@ func (w *Worker) runCompact(ctx context.Context) error {
 		return mapError(err)
 	}
 	w.logger.Info("pggit: histograms compacted", slog.Int64("rows_removed", n))
+	built, err := w.client.queries.RefreshHistogramRollups(ctx)
+	if err != nil {
+		return mapError(err)
+	}
+	w.logger.Info("pggit: histogram rollups refreshed", slog.Int64("rollups_written", built))
 	return nil
 }
 
