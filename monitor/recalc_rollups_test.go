@@ -289,3 +289,27 @@ func TestRollupMarkOfAConcurrentWriterStays(t *testing.T) {
 	e.requireRollupsCurrent("after the writer committed")
 	require.EqualValues(t, 3, e.count(hour, at.Truncate(time.Hour)))
 }
+
+// The worker's hourly compaction job also brings the rollups up to date, so a
+// recalculation finds nothing due.
+func TestRollupWorkerCompactionJobRefreshes(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.exec(fmt.Sprintf(heavyTailSQL, 200))
+	require.Zero(t, e.count(`SELECT count(*) FROM pggit.histogram_rollups`))
+	require.Positive(t, e.count(`SELECT count(*) FROM pggit.histogram_rollup_dirty`))
+
+	w, err := e.client.NewWorker(nil)
+	require.NoError(t, err)
+	ran, err := w.RunDueJob(e.ctx, monitor.JobCompact)
+	require.NoError(t, err)
+	require.True(t, ran)
+	require.Positive(t, e.count(`SELECT count(*) FROM pggit.performance_histograms WHERE bucket_seconds = 3600`))
+	require.Zero(t, e.count(`SELECT count(*) FROM pggit.histogram_rollup_dirty`))
+	require.EqualValues(t, 1, e.count(`SELECT count(*) FROM pggit.histogram_rollup_state
+	    WHERE rolled_through = date_bin('1 hour', clock_timestamp() - interval '10 minutes', '2000-01-01Z')
+	       OR rolled_through = date_bin('1 hour', clock_timestamp() - interval '70 minutes', '2000-01-01Z')`))
+	built := e.rollupSnapshot()
+	require.NotEmpty(t, built)
+	e.requireRollupsCurrent("after the worker's job")
+}

@@ -75,7 +75,8 @@ type WorkerConfig struct {
 	// Defaults to DefaultDetectInterval (every minute).
 	DetectInterval time.Duration
 	// CompactInterval is how often minute histograms older than
-	// MinuteHistograms are compacted into hour histograms. Defaults to
+	// MinuteHistograms are compacted into hour histograms, and the
+	// histogram rollups of recalculation brought up to date. Defaults to
 	// DefaultCompactInterval (hourly).
 	CompactInterval time.Duration
 	// MinuteHistograms is how long histograms keep their minute resolution.
