@@ -301,6 +301,17 @@ type PggitHistogramRollup struct {
 	Counts        []int64   `json:"counts"`
 }
 
+type PggitHistogramRollupDirty struct {
+	OperationType string    `json:"operation_type"`
+	Scope         string    `json:"scope"`
+	Hour          time.Time `json:"hour"`
+}
+
+type PggitHistogramRollupState struct {
+	Singleton     bool       `json:"singleton"`
+	RolledThrough *time.Time `json:"rolled_through"`
+}
+
 type PggitNotificationBatchOpen struct {
 	WebhookID int64  `json:"webhook_id"`
 	BatchID   *int64 `json:"batch_id"`

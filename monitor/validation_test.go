@@ -328,7 +328,11 @@ var notChecked = map[string]string{
 	"alert_link_facts":                  "internal step of format_alert_batch and format_notification_batch, with a stored alert's id",
 	"format_alert_facts":                "internal step of format_alert_batch and format_notification_batch, with facts they built from stored alerts",
 	"histogram_baseline_stats":          "internal step of a recalculation",
-	"refresh_histogram_rollups":         "internal step of a recalculation, with bucket boundaries it computed",
+	"refresh_histogram_rollups":         "no arguments: brings the rollups up to date (worker's compaction job and recalculation)",
+	"build_histogram_rollups":           "internal step of refresh_histogram_rollups, with bounds and keys it computed under its lock",
+	"histogram_rollups_mark_inserted":   "trigger function: marks the closed hours of histogram rows written",
+	"histogram_rollups_mark_deleted":    "trigger function: marks the closed hours of histogram rows deleted",
+	"histogram_rollups_reset":           "trigger function: TRUNCATE of the histograms drops the rollups",
 	"check_recalc_setting":              "internal: checks a setting; 22023 tested in TestRecalcMethodRefused",
 	"monitor_settings_check_recalc":     "trigger function: its rows are checked by check_recalc_setting",
 	// Internal steps of run_detection, backtest_detection and

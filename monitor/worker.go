@@ -76,7 +76,8 @@ type WorkerConfig struct {
 	// Defaults to DefaultDetectInterval (every minute).
 	DetectInterval time.Duration
 	// CompactInterval is how often minute histograms older than
-	// MinuteHistograms are compacted into hour histograms. Defaults to
+	// MinuteHistograms are compacted into hour histograms, and the
+	// histogram rollups of recalculation brought up to date. Defaults to
 	// DefaultCompactInterval (hourly).
 	CompactInterval time.Duration
 	// MinuteHistograms is how long histograms keep their minute resolution.
@@ -295,7 +296,10 @@ func (w *Worker) runDetect(ctx context.Context) error {
 // runCompact merges the minute histograms of hours that started more than
 // MinuteHistograms ago into hour histograms, looking 6 hours further back
 // than that (minute rows a long-stopped worker left behind stay minute rows:
-// sums over them are just as exact).
+// sums over them are just as exact). Then it brings the histogram rollups up
+// to date (the hours that ended at least 10 minutes ago, and those changed
+// since they were built), so a recalculation from histograms finds them
+// built.
 func (w *Worker) runCompact(ctx context.Context) error {
 	hours := time.Now().Add(-w.cfg.MinuteHistograms).Truncate(time.Hour)
 	n, err := w.client.queries.CompactHistograms(ctx, hours.Add(-6*time.Hour), hours, hours)
@@ -303,6 +307,11 @@ func (w *Worker) runCompact(ctx context.Context) error {
 		return mapError(err)
 	}
 	w.logger.Info("pggit: histograms compacted", slog.Int64("rows_removed", n))
+	built, err := w.client.queries.RefreshHistogramRollups(ctx)
+	if err != nil {
+		return mapError(err)
+	}
+	w.logger.Info("pggit: histogram rollups refreshed", slog.Int64("rollups_written", built))
 	return nil
 }
 

@@ -1,0 +1,2 @@
+-- name: RefreshHistogramRollups :one
+SELECT pggit.refresh_histogram_rollups()::bigint AS rollups_written;
