@@ -274,6 +274,12 @@ func scaleLoad(ctx context.Context, e *env, o *options, caps scaleCaps) (*scaleS
 	if _, err := q.RollupPerformanceHoursWithCurrent(ctx); err != nil {
 		return nil, fmt.Errorf("rollup: %w", err)
 	}
+	// The histogram rollups the hourly histogram_compaction job keeps
+	// (migration 00023): built here once, as that job would have built them
+	// an hour at a time.
+	if _, err := q.RefreshHistogramRollups(ctx); err != nil {
+		return nil, fmt.Errorf("histogram rollups: %w", err)
+	}
 	// Compaction deleted most of the minute rows the load wrote at once; a
 	// running worker deletes them an hour at a time and autovacuum lets new
 	// rows reuse the space, so the table is rewritten to its steady size.
