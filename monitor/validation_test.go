@@ -324,6 +324,7 @@ var notChecked = map[string]string{
 	"sample_partition_width":            "no arguments: reads a setting by a constant name",
 	"sample_partitions":                 "no arguments: reads the catalog",
 	"drop_expired_sample_partitions":    "no arguments: drop_sample_partitions with retention_samples_days",
+	"trend_live_hours":                  "internal step of v_operation_performance_trend, with the view's bound; NULL reads nothing",
 	"default_partition_rows":            "no arguments: counts the default partition",
 	"alert_link_facts":                  "internal step of format_alert_batch and format_notification_batch, with a stored alert's id",
 	"format_alert_facts":                "internal step of format_alert_batch and format_notification_batch, with facts they built from stored alerts",
