@@ -230,27 +230,8 @@ func scaleViews(ctx context.Context, e *env, o *options, st *scaleState) (*secti
 	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM pggit.performance_alerts`).Scan(&alerts); err != nil {
 		return nil, err
 	}
-	var variants []*variant
-	for _, v := range dashboardViews {
-		q := "SELECT * FROM pggit." + v
-		variants = append(variants, &variant{name: v + " at scale", run: func(ctx context.Context) (time.Duration, error) {
-			start := time.Now()
-			rows, err := e.pool.Query(ctx, q)
-			if err != nil {
-				return 0, err
-			}
-			for rows.Next() {
-			}
-			rows.Close()
-			return time.Since(start), rows.Err()
-		}})
-	}
-	for _, v := range variants {
-		if _, err := v.run(ctx); err != nil {
-			return nil, fmt.Errorf("%s: %w", v.name, err)
-		}
-	}
-	if err := measure(ctx, e, max(o.runs, 5), variants, nil); err != nil {
+	variants, err := measureViews(ctx, e, o, " at scale")
+	if err != nil {
 		return nil, err
 	}
 	return &section{
