@@ -174,13 +174,7 @@ func benchDetect(ctx context.Context, e *env, o *options) (*section, error) {
 	if _, err := e.client.RecalculateAllBaselinesRolling(ctx, nil); err != nil {
 		return nil, err
 	}
-	if err := e.exec(ctx, `UPDATE pggit.detection_progress SET evaluated_through = $1`, judged); err != nil {
-		return nil, err
-	}
-	if err := e.exec(ctx, `SELECT pggit.detection_summarize_hours($1, $2, NULL, false)`, start, judged); err != nil {
-		return nil, err
-	}
-	if err := e.exec(ctx, `SELECT pggit.detection_build_references($1, NULL, true)`, judged); err != nil {
+	if err := e.primeDetection(ctx, start, judged); err != nil {
 		return nil, err
 	}
 	// Catch-up over the judged span, in one call.

@@ -430,6 +430,41 @@ func (e *env) exec(ctx context.Context, sql string, args ...any) error {
 // resetAlerts empties the alerts, snoozes and notification queue a
 // benchmark left (TRUNCATE: no dead rows for the next benchmark to wade
 // through, with autovacuum off).
+// copyVariant is one raw COPY of rows (gen.CopyMetrics, one call), timed to
+// the end of the COPY, then checked (untimed) by check.
+func copyVariant(e *env, name string, rows []gen.CopyMetricsParams, check func(context.Context) error) *variant {
+	return &variant{name: name, samples: len(rows), run: func(ctx context.Context) (time.Duration, error) {
+		start := time.Now()
+		n, err := gen.New(e.pool).CopyMetrics(ctx, rows)
+		d := time.Since(start)
+		if err != nil {
+			return 0, err
+		}
+		if n != int64(len(rows)) {
+			return 0, fmt.Errorf("copied %d rows, want %d", n, len(rows))
+		}
+		return d, check(ctx)
+	}}
+}
+
+// primeDetection leaves detection as a worker that ran until judged would:
+// progress at judged, hour summaries of [from, judged), references built.
+func (e *env) primeDetection(ctx context.Context, from, judged time.Time) error {
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`UPDATE pggit.detection_progress SET evaluated_through = $1`, []any{judged}},
+		{`SELECT pggit.detection_summarize_hours($1, $2, NULL, false)`, []any{from, judged}},
+		{`SELECT pggit.detection_build_references($1, NULL, true)`, []any{judged}},
+	} {
+		if err := e.exec(ctx, q.sql, q.args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (e *env) resetAlerts(ctx context.Context) error {
 	return e.exec(ctx, `TRUNCATE pggit.performance_alerts, pggit.alert_snooze, pggit.notification_batch_queue,
 		pggit.notification_batch_open, pggit.alert_notification_log CASCADE`)
@@ -922,18 +957,9 @@ func benchRecorder(ctx context.Context, e *env, o *options) (*section, error) {
 		return nil
 	}
 
-	rawCopy := &variant{name: "raw COPY: one CopyFrom of all rows", samples: m, run: func(ctx context.Context) (time.Duration, error) {
-		start := time.Now()
-		n, err := gen.New(e.pool).CopyMetrics(ctx, rows)
-		d := time.Since(start)
-		if err != nil {
-			return 0, err
-		}
-		if n != int64(m) {
-			return 0, fmt.Errorf("copied %d rows, want %d", n, m)
-		}
-		return d, checkCount(ctx, m)
-	}}
+	rawCopy := copyVariant(e, "raw COPY: one CopyFrom of all rows", rows, func(ctx context.Context) error {
+		return checkCount(ctx, m)
+	})
 
 	var waits int
 	recorder := &variant{name: fmt.Sprintf("Recorder: Record from %d goroutines, then Close", recorderGoroutines), samples: m, run: func(ctx context.Context) (time.Duration, error) {

@@ -117,13 +117,7 @@ func scaleDetect(ctx context.Context, e *env, o *options, st *scaleState) (*sect
 	if f := judged.AddDate(0, 0, -8); f.After(from) {
 		from = f
 	}
-	if err := e.exec(ctx, `UPDATE pggit.detection_progress SET evaluated_through = $1`, judged); err != nil {
-		return nil, err
-	}
-	if err := e.exec(ctx, `SELECT pggit.detection_summarize_hours($1, $2, NULL, false)`, from, judged); err != nil {
-		return nil, err
-	}
-	if err := e.exec(ctx, `SELECT pggit.detection_build_references($1, NULL, true)`, judged); err != nil {
+	if err := e.primeDetection(ctx, from, judged); err != nil {
 		return nil, err
 	}
 	t0 := time.Now()
@@ -276,18 +270,7 @@ func scaleIngest(ctx context.Context, e *env, o *options, st *scaleState) (*sect
 		}
 		return nil
 	}
-	rawCopy := &variant{name: "raw COPY into the loaded table: one CopyFrom of all rows", samples: m, run: func(ctx context.Context) (time.Duration, error) {
-		start := time.Now()
-		n, err := gen.New(e.pool).CopyMetrics(ctx, rows)
-		d := time.Since(start)
-		if err != nil {
-			return 0, err
-		}
-		if n != int64(m) {
-			return 0, fmt.Errorf("copied %d rows, want %d", n, m)
-		}
-		return d, check(ctx)
-	}}
+	rawCopy := copyVariant(e, "raw COPY into the loaded table: one CopyFrom of all rows", rows, check)
 	recorder := &variant{name: fmt.Sprintf("Recorder into the loaded table: Record from %d goroutines, then Close", recorderGoroutines), samples: m, run: func(ctx context.Context) (time.Duration, error) {
 		rec, err := e.client.NewRecorder(nil)
 		if err != nil {
